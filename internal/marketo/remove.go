@@ -1,0 +1,341 @@
+package marketo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// RemoveFromList removes members from the list. Members with a lead id are
+// removed by id, 300 a call. The others are looked up by their key first
+// (300 values a call), or, when that costs more calls than a bulk extract of
+// the list, learnt from one (see [Client.chooseExtract]); a key held by
+// several leads removes all of them. "removed", "not in list" (1015) and
+// "lead not found" (1004) count as confirmed, as does a key no lead has;
+// anything else is rejected with Marketo's reason. Outcomes are committed
+// after each DELETE.
+func (c *Client) RemoveFromList(ctx context.Context, p RemoveParams, commit CommitFunc) error {
+	if p.ListID <= 0 {
+		return fmt.Errorf("removing from list: list id %d is not positive", p.ListID)
+	}
+	if commit == nil {
+		return errors.New("removing from list: commit func is nil")
+	}
+	lookup := strings.TrimSpace(p.LookupField)
+	if lookup == "" {
+		lookup = "email"
+	}
+	d := &deleter{c: c, listID: p.ListID, members: p.Members, commit: commit}
+	var unknown []*unit
+	byKey := map[string]*unit{}
+	for i, m := range p.Members {
+		if m.LeadID < 0 {
+			return fmt.Errorf("removing from list %d: member %d has a negative lead id", p.ListID, i+1)
+		}
+		if m.LeadID == 0 && strings.EqualFold(lookup, "id") {
+			// The key is the lead id itself.
+			id, err := strconv.ParseInt(strings.TrimSpace(m.Key), 10, 64)
+			if err != nil || id <= 0 {
+				return fmt.Errorf("removing from list %d: member %d's id %q is not a lead id", p.ListID, i+1, m.Key)
+			}
+			m.LeadID = id
+		}
+		if m.LeadID > 0 {
+			if err := d.add(ctx, &unit{members: []int{i}, ids: []int64{m.LeadID}}); err != nil {
+				return err
+			}
+			continue
+		}
+		k := matchKey(m.Key)
+		if k == "" {
+			return fmt.Errorf("removing from list %d: member %d has neither a lead id nor a %s", p.ListID, i+1, lookup)
+		}
+		if u, ok := byKey[k]; ok {
+			u.members = append(u.members, i)
+			continue
+		}
+		u := &unit{members: []int{i}, key: k}
+		byKey[k] = u
+		unknown = append(unknown, u)
+	}
+	if len(unknown) > 0 {
+		if err := d.resolve(ctx, lookup, unknown, byKey); err != nil {
+			return fmt.Errorf("removing from list %d: %w", p.ListID, err)
+		}
+	}
+	if err := d.flush(ctx, true); err != nil {
+		return fmt.Errorf("removing from list %d: %w", p.ListID, err)
+	}
+	return nil
+}
+
+// unit is one distinct member to remove: the input rows it stands for and
+// the lead ids it maps to (none when no lead has its key).
+type unit struct {
+	members []int
+	key     string
+	ids     []int64
+
+	remaining int
+	rejected  bool
+	code      string
+	reason    string
+}
+
+type idRef struct {
+	id int64
+	u  *unit
+}
+
+// deleter packs lead ids into DELETE calls of 300 and commits the outcome of
+// each unit once all its ids are answered.
+type deleter struct {
+	c       *Client
+	listID  int64
+	members []Member
+	commit  CommitFunc
+
+	pending []idRef
+	done    []*unit // answered, not yet committed
+}
+
+// add queues a unit, sending full DELETE batches as they fill.
+func (d *deleter) add(ctx context.Context, u *unit) error {
+	if len(u.ids) == 0 {
+		d.done = append(d.done, u)
+		return nil
+	}
+	u.remaining = len(u.ids)
+	for _, id := range u.ids {
+		d.pending = append(d.pending, idRef{id: id, u: u})
+	}
+	return d.flush(ctx, false)
+}
+
+// flush sends full batches, and with all set the last partial one too, then
+// commits what is answered.
+func (d *deleter) flush(ctx context.Context, all bool) error {
+	for len(d.pending) >= batchMax || (all && len(d.pending) > 0) {
+		n := min(batchMax, len(d.pending))
+		batch := d.pending[:n]
+		if err := d.deleteBatch(ctx, batch); err != nil {
+			return err
+		}
+		d.pending = append(d.pending[:0], d.pending[n:]...)
+		if err := d.commitDone(ctx); err != nil {
+			return err
+		}
+	}
+	if all {
+		return d.commitDone(ctx)
+	}
+	return nil
+}
+
+func (d *deleter) deleteBatch(ctx context.Context, batch []idRef) error {
+	q := url.Values{}
+	seen := make(map[int64]bool, len(batch))
+	for _, r := range batch {
+		if !seen[r.id] {
+			seen[r.id] = true
+			q.Add("id", strconv.FormatInt(r.id, 10))
+		}
+	}
+	req := &request{
+		method: http.MethodDelete,
+		path:   "/rest/v1/lists/" + strconv.FormatInt(d.listID, 10) + "/leads.json",
+		label:  "DELETE /rest/v1/lists/{id}/leads.json",
+		query:  q,
+	}
+	env, err := d.c.call(ctx, req)
+	if err != nil {
+		return fmt.Errorf("deleting leads from list: %w", listErr(d.listID, err))
+	}
+	var res []recordResult
+	if err := decodeResult(env, req.label, &res); err != nil {
+		return err
+	}
+	byID := make(map[int64]recordResult, len(res))
+	for _, rr := range res {
+		byID[int64(rr.ID)] = rr
+	}
+	for _, r := range batch {
+		rr, ok := byID[r.id]
+		u := r.u
+		u.remaining--
+		switch {
+		case !ok:
+			d.reject(u, "", "Marketo returned no result for lead "+strconv.FormatInt(r.id, 10))
+		case rr.Status == "removed":
+		default:
+			code, reason := rr.reason()
+			// Not in list (1015) and a lead that no longer exists (1004)
+			// leave the person off the list, which is what was asked.
+			if code != "1015" && code != "1004" {
+				d.reject(u, code, reason)
+			}
+		}
+		if u.remaining == 0 {
+			d.done = append(d.done, u)
+		}
+	}
+	return nil
+}
+
+func (d *deleter) reject(u *unit, code, reason string) {
+	if u.rejected {
+		return
+	}
+	u.rejected, u.code, u.reason = true, code, reason
+}
+
+func (d *deleter) commitDone(ctx context.Context) error {
+	if len(d.done) == 0 {
+		return nil
+	}
+	var outs []Outcome
+	for _, u := range d.done {
+		for _, i := range u.members {
+			m := d.members[i]
+			o := Outcome{Key: m.Key, LeadID: m.LeadID, Status: Confirmed}
+			if o.LeadID == 0 && len(u.ids) > 0 {
+				o.LeadID = u.ids[0]
+			}
+			if u.rejected {
+				o.Status, o.Code, o.Reason = Rejected, u.code, u.reason
+			}
+			outs = append(outs, o)
+		}
+	}
+	d.done = d.done[:0]
+	return d.commit(ctx, outs)
+}
+
+// resolve learns the lead ids of units known only by key, by lookups or by
+// a bulk extract of the list, and queues them for deletion.
+func (d *deleter) resolve(ctx context.Context, lookup string, units []*unit, byKey map[string]*unit) error {
+	if d.c.chooseExtract(len(units)) {
+		err := d.c.extractMembers(ctx, d.listID, lookup, func(m Member) error {
+			if u, ok := byKey[matchKey(m.Key)]; ok {
+				u.ids = append(u.ids, m.LeadID)
+			}
+			return nil
+		})
+		if err == nil {
+			for _, u := range units {
+				// A key the extract did not find is not on the list.
+				if err := d.add(ctx, u); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrDailyQuota) || errors.Is(err, ErrListNotFound) || errors.Is(err, ErrAuth) {
+			return err
+		}
+		d.c.log.Warn("bulk extract failed; looking lead ids up instead", zap.Int64("list", d.listID), zap.Error(err))
+		for _, u := range units {
+			u.ids = nil
+		}
+	}
+	for start := 0; start < len(units); start += batchMax {
+		batch := units[start:min(start+batchMax, len(units))]
+		if err := d.lookup(ctx, lookup, batch); err != nil {
+			return err
+		}
+		for _, u := range batch {
+			if err := d.add(ctx, u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lookup finds the lead ids of up to 300 units by their keys. Marketo
+// answers 1003 when more than 1,000 leads match; the batch is then split.
+func (d *deleter) lookup(ctx context.Context, lookup string, batch []*unit) error {
+	var ask []*unit
+	for _, u := range batch {
+		// filterValues is comma-separated, with no quoting.
+		if strings.Contains(u.key, ",") {
+			d.reject(u, "", "the "+lookup+" value contains a comma, which Marketo's lookup cannot search for")
+			continue
+		}
+		ask = append(ask, u)
+	}
+	if len(ask) == 0 {
+		return nil
+	}
+	byKey := make(map[string]*unit, len(ask))
+	values := make([]string, 0, len(ask))
+	for _, u := range ask {
+		byKey[u.key] = u
+		values = append(values, u.key)
+	}
+	found, err := d.c.leadsByFilter(ctx, lookup, values)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == "1003" {
+		if len(ask) == 1 {
+			d.reject(ask[0], ae.Code, ae.Message)
+			return nil
+		}
+		half := len(ask) / 2
+		if err := d.lookup(ctx, lookup, ask[:half]); err != nil {
+			return err
+		}
+		return d.lookup(ctx, lookup, ask[half:])
+	}
+	if err != nil {
+		return err
+	}
+	for _, m := range found {
+		if u, ok := byKey[matchKey(m.Key)]; ok {
+			u.ids = append(u.ids, m.LeadID)
+		}
+	}
+	return nil
+}
+
+// leadsByFilter returns every lead whose lookup field holds one of values
+// (at most 300), following nextPageToken. A URI past MaxURIBytes goes as
+// POST ?_method=GET.
+func (c *Client) leadsByFilter(ctx context.Context, field string, values []string) ([]Member, error) {
+	fields := "id"
+	if !strings.EqualFold(field, "id") {
+		fields += "," + field
+	}
+	var out []Member
+	token := ""
+	for {
+		q := url.Values{
+			"filterType":   {field},
+			"filterValues": {strings.Join(values, ",")},
+			"fields":       {fields},
+			"batchSize":    {strconv.Itoa(batchMax)},
+		}
+		if token != "" {
+			q.Set("nextPageToken", token)
+		}
+		r := &request{method: http.MethodGet, path: "/rest/v1/leads.json", label: "GET /rest/v1/leads.json", query: q, longGet: true}
+		env, err := c.call(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("looking leads up by %s: %w", field, err)
+		}
+		page, err := decodeLeads(env, r.label, field)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if env.NextPageToken == "" || env.NextPageToken == token || len(page) == 0 {
+			return out, nil
+		}
+		token = env.NextPageToken
+	}
+}
