@@ -1,0 +1,121 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/listsync/listsync/internal/state"
+	"github.com/listsync/listsync/internal/state/sqlite"
+	"github.com/listsync/listsync/internal/state/statetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func open(t *testing.T, path string, mod func(*sqlite.Config)) *sqlite.Store {
+	t.Helper()
+	cfg := sqlite.Config{Path: path, Logger: zaptest.NewLogger(t)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := sqlite.Open(t.Context(), cfg)
+	require.NoError(t, err)
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	statetest.Exercise(t, func(t *testing.T) state.Store { return open(t, path, nil) })
+}
+
+func TestReopenKeepsLedgerAndMigratesOnce(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	s := open(t, path, nil)
+	require.NoError(t, s.ApplyBatch(ctx, "s", state.Batch{At: time.Now(), Confirmed: []state.Member{{Key: "a@x.com", LeadID: 1}}}))
+	require.NoError(t, s.Close())
+	s = open(t, path, nil)
+	defer s.Close()
+	n, err := s.CountMembers(ctx, "s")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+}
+
+func TestExpiredLockIsTakenOver(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	// A holder on another host (so its process cannot be probed) that
+	// stopped renewing: it holds until its expiry passes.
+	a := open(t, path, func(c *sqlite.Config) { c.Now = clock; c.LockTTL = time.Hour })
+	defer a.Close()
+	_, err := a.Lock(ctx, "s")
+	require.NoError(t, err)
+	b := open(t, path, func(c *sqlite.Config) { c.Now = func() time.Time { return now.Add(30 * time.Minute) } })
+	defer b.Close()
+	sqlite.SetHostForTest(b, "other-host")
+	_, err = b.Lock(ctx, "s")
+	require.ErrorIs(t, err, state.ErrLocked)
+	c := open(t, path, func(c *sqlite.Config) { c.Now = func() time.Time { return now.Add(61 * time.Minute) } })
+	defer c.Close()
+	sqlite.SetHostForTest(c, "other-host")
+	unlock, err := c.Lock(ctx, "s")
+	require.NoError(t, err, "an expired lock is free")
+	require.NoError(t, unlock(ctx))
+}
+
+func TestDeadProcessLockIsTakenOver(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	a := open(t, path, func(c *sqlite.Config) { c.LockTTL = time.Hour })
+	defer a.Close()
+	_, err := a.Lock(ctx, "s")
+	require.NoError(t, err)
+	// Pretend the holder was another process of this host that has died.
+	require.NoError(t, sqlite.SetLockPIDForTest(ctx, a, "s", sqlite.DeadPIDForTest(t)))
+	b := open(t, path, nil)
+	defer b.Close()
+	unlock, err := b.Lock(ctx, "s")
+	require.NoError(t, err, "the lock of a dead process on this host is free at once")
+	require.NoError(t, unlock(ctx))
+}
+
+func TestHeartbeatKeepsLock(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	a := open(t, path, func(c *sqlite.Config) { c.LockTTL = 300 * time.Millisecond })
+	defer a.Close()
+	unlock, err := a.Lock(ctx, "s")
+	require.NoError(t, err)
+	b := open(t, path, nil)
+	defer b.Close()
+	sqlite.SetHostForTest(b, "other-host")
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		_, err := b.Lock(ctx, "s")
+		require.ErrorIs(t, err, state.ErrLocked, "a live holder renews its lock")
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, unlock(ctx))
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	_, err := sqlite.Open(context.Background(), sqlite.Config{})
+	require.ErrorContains(t, err, "no path")
+	_, err = sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "missing-dir", "x", "state.db")})
+	require.Error(t, err)
+}

@@ -1,0 +1,319 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrLocked is returned by [Store.Lock] when another run holds the sync's
+// lock.
+var ErrLocked = errors.New("sync is locked by another run")
+
+// ErrRunNotFound is returned by [Store.FinishRun] for a run ID the store does
+// not know.
+var ErrRunNotFound = errors.New("run not found")
+
+// Store keeps the ledger of one or more syncs. Implementations are safe for
+// concurrent use. Every method takes the sync's name; syncs never see each
+// other's rows.
+type Store interface {
+	// BindList records that the sync's ledger belongs to the static list
+	// listID, which the sync names by listRef (a human-readable description
+	// of the configured list, kept for messages). When the sync was bound to
+	// another list ID, or to none, it clears the sync's members and rejects
+	// in the same transaction and reports changed: the engine never assumes
+	// that members confirmed on one list are on another.
+	BindList(ctx context.Context, sync, listRef string, listID int64) (changed bool, err error)
+	// Binding returns the sync's list binding, and false when it has none.
+	Binding(ctx context.Context, sync string) (Binding, bool, error)
+
+	// ScanMembers calls fn for each confirmed member of the sync, in bytewise
+	// key order, streaming: the members are never all held in memory. An
+	// error from fn stops the scan and is returned as is.
+	ScanMembers(ctx context.Context, sync string, fn func(Member) error) error
+	// CountMembers returns the number of confirmed members of the sync.
+	CountMembers(ctx context.Context, sync string) (int64, error)
+	// ScanRejects calls fn for each rejected row of the sync in bytewise key
+	// order, like ScanMembers.
+	ScanRejects(ctx context.Context, sync string, fn func(Reject) error) error
+	// ListRejects returns up to limit rejected rows of the sync (all of them
+	// when limit is 0), in key order.
+	ListRejects(ctx context.Context, sync string, limit int) ([]Reject, error)
+
+	// ApplyBatch records what Marketo did with one batch, in one
+	// transaction. See [Batch].
+	ApplyBatch(ctx context.Context, sync string, b Batch) error
+	// ReplaceMembers replaces the sync's members with the membership read
+	// from Marketo, in one transaction: it deletes them, calls fill, and
+	// commits when fill returns nil (rolling back otherwise). fill calls put
+	// with each page it reads; pages may come in any order and may repeat
+	// keys. A key seen with two different lead IDs (two leads sharing an
+	// email) is kept with an unknown lead ID, so that removing it removes
+	// every lead holding the key. The fields hash of every member becomes
+	// unknown. The sync's rejects are kept.
+	ReplaceMembers(ctx context.Context, sync string, at time.Time, fill func(put func([]Member) error) error) error
+	// Reset forgets the sync's ledger: members, rejects and list binding. Its
+	// run history is kept. The next run starts from a full resync.
+	Reset(ctx context.Context, sync string) error
+
+	// StartRun records a new run with status [RunRunning] and returns it
+	// with its ID. Runs of the same sync that are still marked running are
+	// marked [RunAbandoned] first: StartRun is called under the sync's lock,
+	// so such runs belong to a process that died.
+	StartRun(ctx context.Context, r Run) (Run, error)
+	// FinishRun stores the final state of a run started by StartRun
+	// (matched by r.ID).
+	FinishRun(ctx context.Context, r Run) error
+	// ListRuns returns up to limit runs, newest first, of the sync, or of
+	// every sync when sync is empty. A limit of 0 means 100.
+	ListRuns(ctx context.Context, sync string, limit int) ([]Run, error)
+
+	// Lock takes the sync's lock for one run, or returns [ErrLocked] at once
+	// when another holder has it. The lock dies with its holder's process
+	// (see each backend for how). unlock releases it and is idempotent.
+	Lock(ctx context.Context, sync string) (unlock func(context.Context) error, err error)
+	// ClaimTick claims the scheduled tick of the sync, so that of several
+	// workers sharing the store exactly one runs it: it returns true to the
+	// first caller for a (sync, tick) pair and false to every later one.
+	ClaimTick(ctx context.Context, sync string, tick time.Time) (bool, error)
+
+	// Close releases the store's connections and any lock it still holds.
+	// It is idempotent.
+	Close() error
+}
+
+// Binding is the static list a sync's ledger belongs to.
+type Binding struct {
+	// ListRef describes the list as configured, e.g. "id 1234" or
+	// `"Trial users" in folder "Audiences"`.
+	ListRef string
+	// ListID is the Marketo ID of the list.
+	ListID int64
+	// BoundAt is when the ledger was bound to the list.
+	BoundAt time.Time
+}
+
+// Member is a lead that Marketo confirmed on the sync's list.
+type Member struct {
+	// Key is the normalised value of the sync's lookup field.
+	Key string
+	// LeadID is Marketo's lead ID, or 0 when it is not known.
+	LeadID int64
+	// FieldsHash is the hash of the mapped fields last confirmed for the
+	// lead, or nil when it is not known (the fields are then re-sent).
+	FieldsHash []byte
+	// ConfirmedAt is when Marketo last confirmed the member.
+	ConfirmedAt time.Time
+}
+
+// Op is the operation Marketo rejected.
+type Op string
+
+const (
+	// OpAdd is an add to the list, or an update of a member's fields.
+	OpAdd Op = "add"
+	// OpRemove is a removal from the list.
+	OpRemove Op = "remove"
+)
+
+// Reject is a row that Marketo refused, retried no sooner than NextAttemptAt.
+type Reject struct {
+	Key string
+	Op  Op
+	// Code and Reason are Marketo's, e.g. "1004" and "Lead not found".
+	Code   string
+	Reason string
+	// Attempts counts the rejected attempts so far.
+	Attempts       int
+	FirstAttemptAt time.Time
+	LastAttemptAt  time.Time
+	NextAttemptAt  time.Time
+}
+
+// Rejection is one row Marketo refused in a batch.
+type Rejection struct {
+	Key    string
+	Op     Op
+	Code   string
+	Reason string
+}
+
+// Batch is what Marketo did with one batch of rows. [Store.ApplyBatch]
+// applies it in one transaction:
+//   - each of Confirmed is upserted as a member (a zero LeadID keeps the lead
+//     ID already known) and its reject, if any, is deleted;
+//   - each key of Removed is deleted from the members and from the rejects;
+//   - each of Rejected is upserted as a reject: Attempts grows by one and
+//     NextAttemptAt becomes At plus Backoff's delay for that attempt;
+//   - each key of Forget is deleted from the rejects (rows the model no
+//     longer asks for).
+//
+// A key must not occur twice within one list, nor in two of Confirmed,
+// Removed and Rejected.
+type Batch struct {
+	// At is when Marketo answered; it stamps members and rejects.
+	At        time.Time
+	Confirmed []Member
+	Removed   []string
+	Rejected  []Rejection
+	Forget    []string
+	// Backoff spaces out the retries of rejected rows. The zero value means
+	// [BackoffDefault].
+	Backoff Backoff
+}
+
+// Backoff is the delay before retrying a rejected row: Base after the first
+// rejection, doubling with each further one, up to Max.
+type Backoff struct {
+	Base time.Duration
+	Max  time.Duration
+}
+
+// BackoffDefault retries a rejected row after an hour, then two, four…, and
+// at least once a week.
+var BackoffDefault = Backoff{Base: time.Hour, Max: 7 * 24 * time.Hour}
+
+// WithDefaults returns b with zero fields replaced by BackoffDefault's.
+func (b Backoff) WithDefaults() Backoff {
+	if b.Base <= 0 {
+		b.Base = BackoffDefault.Base
+	}
+	if b.Max <= 0 {
+		b.Max = BackoffDefault.Max
+	}
+	if b.Max < b.Base {
+		b.Max = b.Base
+	}
+	return b
+}
+
+// Delay returns the delay after the attempts-th rejection (1 for the first).
+func (b Backoff) Delay(attempts int) time.Duration {
+	b = b.WithDefaults()
+	d := b.Base
+	for i := 1; i < attempts && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// MaxDoublings returns the number of doublings after which Base reaches Max,
+// so that a store can compute Delay in SQL as
+// min(Base << min(attempts-1, MaxDoublings), Max) without overflow.
+func (b Backoff) MaxDoublings() int {
+	b = b.WithDefaults()
+	n := 0
+	for d := b.Base; d < b.Max; d *= 2 {
+		n++
+	}
+	return n
+}
+
+// RunStatus is the state of a run.
+type RunStatus string
+
+const (
+	// RunRunning is a run in progress (or one whose process died, until the
+	// next run of the sync marks it abandoned).
+	RunRunning RunStatus = "running"
+	// RunSucceeded is a run that pushed the whole diff (rejected rows
+	// included: they are retried later).
+	RunSucceeded RunStatus = "succeeded"
+	// RunFailed is a run that stopped on an error.
+	RunFailed RunStatus = "failed"
+	// RunCanceled is a run stopped by its context (shutdown).
+	RunCanceled RunStatus = "canceled"
+	// RunAbandoned is a run whose process died while it ran.
+	RunAbandoned RunStatus = "abandoned"
+)
+
+// Trigger values of [Run.Trigger].
+const (
+	TriggerSchedule = "schedule"
+	TriggerManual   = "manual"
+)
+
+// Run is the record of one run of a sync.
+type Run struct {
+	ID      int64
+	Sync    string
+	Trigger string
+	Status  RunStatus
+	// StartedAt and EndedAt bound the run; EndedAt is zero while it runs.
+	StartedAt time.Time
+	EndedAt   time.Time
+	// ListID is the list the run wrote to, when it got that far.
+	ListID int64
+	// FullResync reports that the run read the list's membership from
+	// Marketo into the ledger.
+	FullResync bool
+
+	// RowsRead counts the model's rows.
+	RowsRead int64
+	// Invalid counts rows whose key was NULL, empty or invalid;
+	// InvalidSamples describes a few of them.
+	Invalid        int64
+	InvalidSamples []string
+	// Duplicates counts rows whose key an earlier row already had.
+	Duplicates int64
+
+	// AddsPlanned, RemovesPlanned and UpdatesPlanned count the diff's rows
+	// to send; Deferred counts rows left out because their retry is not due.
+	AddsPlanned    int64
+	RemovesPlanned int64
+	UpdatesPlanned int64
+	Deferred       int64
+	// AddsConfirmed, RemovesConfirmed and UpdatesConfirmed count the rows
+	// Marketo confirmed; Rejected those it refused.
+	AddsConfirmed    int64
+	RemovesConfirmed int64
+	UpdatesConfirmed int64
+	Rejected         int64
+
+	// APICalls counts the Marketo API calls the run made.
+	APICalls int64
+	// Error is the error that ended the run, if any.
+	Error string
+}
+
+// Validate reports a batch that names a key twice, or names an empty key,
+// which no store can apply as one consistent change.
+func (b *Batch) Validate() error {
+	seen := make(map[string]string, len(b.Confirmed)+len(b.Removed)+len(b.Rejected)+len(b.Forget))
+	check := func(key, list string) error {
+		if key == "" {
+			return fmt.Errorf("batch has an empty key in %s", list)
+		}
+		if prev, ok := seen[key]; ok {
+			return fmt.Errorf("batch names key %q twice (in %s and %s)", key, prev, list)
+		}
+		seen[key] = list
+		return nil
+	}
+	for _, m := range b.Confirmed {
+		if err := check(m.Key, "confirmed"); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.Removed {
+		if err := check(k, "removed"); err != nil {
+			return err
+		}
+	}
+	for _, r := range b.Rejected {
+		if err := check(r.Key, "rejected"); err != nil {
+			return err
+		}
+		if r.Op != OpAdd && r.Op != OpRemove {
+			return fmt.Errorf("batch rejects key %q with unknown op %q", r.Key, r.Op)
+		}
+	}
+	for _, k := range b.Forget {
+		if err := check(k, "forget"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
