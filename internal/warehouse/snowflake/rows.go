@@ -34,13 +34,13 @@ type rows struct {
 type columnKind uint8
 
 const (
-	kindOther   columnKind = iota // warehouse.Normalize
-	kindFixed                     // NUMBER: decimal text (or int64) → int64 or float64
-	kindReal                      // FLOAT: float64
-	kindText                      // VARCHAR and semi-structured: string
-	kindBoolean                   // BOOLEAN: bool
-	kindTime                      // DATE, TIMESTAMP_*: time.Time in UTC
-	kindTimeOfDay                 // TIME: "15:04:05.999999999"
+	kindOther     columnKind = iota // warehouse.Normalize
+	kindFixed                       // NUMBER: decimal text (or int64) → int64 or float64
+	kindReal                        // FLOAT: float64
+	kindText                        // VARCHAR and semi-structured: string
+	kindBoolean                     // BOOLEAN: bool
+	kindTime                        // DATE, TIMESTAMP_*: time.Time in UTC
+	kindTimeOfDay                   // TIME: "15:04:05.999999999"
 )
 
 func kindOf(dbType string) columnKind {
