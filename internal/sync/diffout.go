@@ -1,0 +1,52 @@
+package sync
+
+import (
+	"github.com/listsync/listsync/internal/state"
+)
+
+// diffOutput is the diffSink of a run (writing the diff to temporary files)
+// or of a plan (only counting and sampling it).
+type diffOutput struct {
+	// upserts holds adds and updates in key order; removes the removes;
+	// forgets the keys of stale rejects. All nil for a plan.
+	upserts, removes, forgets *recordWriter
+
+	addSamples, updateSamples, removeSamples, deferredSamples []string
+}
+
+func (o *diffOutput) emit(r *record) error {
+	switch r.kind {
+	case kindAdd:
+		o.addSamples = appendSample(o.addSamples, r.key)
+	case kindUpdate:
+		o.updateSamples = appendSample(o.updateSamples, r.key)
+	case kindRemove:
+		o.removeSamples = appendSample(o.removeSamples, r.key)
+	}
+	w := o.upserts
+	if r.kind == kindRemove {
+		w = o.removes
+	}
+	if w == nil {
+		return nil
+	}
+	return w.write(r)
+}
+
+func (o *diffOutput) deferred(key string, op state.Op) {
+	o.deferredSamples = appendSample(o.deferredSamples, string(op)+" "+key)
+}
+
+func (o *diffOutput) forget(key string) error {
+	if o.forgets == nil {
+		return nil
+	}
+	return o.forgets.write(&record{key: key})
+}
+
+func appendSample(s []string, v string) []string {
+	if len(s) < maxSamples {
+		s = append(s, v)
+	}
+	return s
+}

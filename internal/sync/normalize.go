@@ -1,0 +1,260 @@
+package sync
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxKeyBytes is the longest key listsync sends: an email address is at most
+// 254 bytes (RFC 5321's path limit less the brackets).
+const MaxKeyBytes = 254
+
+// hashSize is the size of a fields hash: SHA-256 truncated to 128 bits,
+// ample against accidental collisions among billions of rows.
+const hashSize = 16
+
+// fieldsHash is the hash of a lead's mapped field values.
+type fieldsHash [hashSize]byte
+
+// keyRule normalises and validates the values of one lookup field.
+type keyRule struct {
+	email bool
+}
+
+func newKeyRule(lookupField string) keyRule {
+	return keyRule{email: strings.EqualFold(lookupField, "email")}
+}
+
+// normalize returns the key for a model value, or a reason why it is not
+// one. Emails are trimmed and lower-cased; other lookup fields are trimmed.
+func (k keyRule) normalize(v any) (key, reason string) {
+	if v == nil {
+		return "", "NULL key"
+	}
+	s := renderValue(v)
+	if !utf8.ValidString(s) {
+		return "", "not valid UTF-8"
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", "empty key"
+	}
+	if k.email {
+		s = strings.ToLower(s)
+	}
+	if len(s) > MaxKeyBytes {
+		return "", fmt.Sprintf("longer than %d bytes", MaxKeyBytes)
+	}
+	if k.email {
+		if why := checkEmail(s); why != "" {
+			return "", why
+		}
+		return s, ""
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return "", "contains a control character"
+		}
+	}
+	return s, ""
+}
+
+// checkEmail returns why s (trimmed, lower-cased) is not a plausible email
+// address, or "" when it is one. It is deliberately permissive within the
+// shape local@domain.tld: Marketo, not listsync, is the judge of deliverable
+// addresses, but values that cannot be an address at all are never sent.
+func checkEmail(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return "not an email address (no @)"
+	}
+	local, domain := s[:at], s[at+1:]
+	switch {
+	case local == "":
+		return "not an email address (nothing before the @)"
+	case len(local) > 64:
+		return "not an email address (more than 64 bytes before the @)"
+	case domain == "":
+		return "not an email address (no domain)"
+	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
+		return "not an email address (misplaced dot before the @)"
+	}
+	for _, r := range local {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`@()<>[]\,;:"`, r) {
+			return fmt.Sprintf("not an email address (%q before the @)", r)
+		}
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return "not an email address (domain without a dot)"
+	}
+	for _, l := range labels {
+		if l == "" {
+			return "not an email address (empty label in the domain)"
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "not an email address (domain label starts or ends with -)"
+		}
+		for _, r := range l {
+			if r < utf8.RuneSelf && !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Sprintf("not an email address (%q in the domain)", r)
+			}
+			if r >= utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Mn, r) {
+				return fmt.Sprintf("not an email address (%q in the domain)", r)
+			}
+		}
+	}
+	return ""
+}
+
+// renderValue renders a model value as the string sent to Marketo: NULL as
+// "", times in RFC 3339 (UTC), floats in plain decimal without exponent
+// noise, booleans as true/false.
+func renderValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return ""
+		}
+		if x == 0 {
+			return "0" // not "-0"
+		}
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	case []byte:
+		return string(x)
+	case int:
+		return strconv.Itoa(x)
+	case int32:
+		return strconv.FormatInt(int64(x), 10)
+	case float32:
+		return renderValue(float64(x))
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// renderField renders a value for a lead field: like renderValue, with
+// invalid UTF-8 repaired, as a CSV file or a JSON body could not carry it.
+func renderField(v any) string {
+	s := renderValue(v)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+// hashFields hashes field values given in the order of names (sorted). The
+// names are part of the hash, so that mapping another field re-sends every
+// lead's fields.
+func hashFields(names, values []string) fieldsHash {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	write := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	for i, name := range names {
+		write(name)
+		write(values[i])
+	}
+	var out fieldsHash
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// columnPlan says which model columns hold the key and the mapped fields.
+type columnPlan struct {
+	keyCol int
+	// fieldNames are the Marketo field names, sorted; fieldCols the model
+	// column of each.
+	fieldNames []string
+	fieldCols  []int
+}
+
+// planColumns finds the key column and the mapped fields' columns among the
+// model's columns. Names match exactly, or else case-insensitively when that
+// is unambiguous (Snowflake upper-cases unquoted identifiers).
+func planColumns(model string, cols []string, lookupField string, fields map[string]string) (columnPlan, error) {
+	find := func(name string) (int, error) {
+		for i, c := range cols {
+			if c == name {
+				return i, nil
+			}
+		}
+		idx := -1
+		for i, c := range cols {
+			if strings.EqualFold(c, name) {
+				if idx >= 0 {
+					return -1, fmt.Errorf("model %s returned several columns matching %q (%q and %q); alias them apart",
+						model, name, cols[idx], c)
+				}
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return -1, fmt.Errorf("model %s returned no column %q; it returned: %s", model, name, quoteList(cols))
+		}
+		return idx, nil
+	}
+	var p columnPlan
+	var err error
+	if p.keyCol, err = find(lookupField); err != nil {
+		return p, fmt.Errorf("finding the key column (the sync's lookup field): %w", err)
+	}
+	p.fieldNames = make([]string, 0, len(fields))
+	for name := range fields {
+		p.fieldNames = append(p.fieldNames, name)
+	}
+	slices.Sort(p.fieldNames)
+	for _, name := range p.fieldNames {
+		col := fields[name]
+		i, err := find(col)
+		if err != nil {
+			return p, fmt.Errorf("finding the column of Marketo field %q: %w", name, err)
+		}
+		p.fieldCols = append(p.fieldCols, i)
+	}
+	return p, nil
+}
+
+func quoteList(ss []string) string {
+	if len(ss) == 0 {
+		return "(no columns)"
+	}
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// sampleText shortens s for a message.
+func sampleText(s string) string {
+	const limit = 80
+	if len(s) <= limit {
+		return strconv.Quote(s)
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "…"
+}

@@ -1,0 +1,159 @@
+package sync
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
+	rule := newKeyRule("email")
+	for _, tc := range []struct {
+		in   any
+		want string
+		why  string
+	}{
+		{in: "a@x.com", want: "a@x.com"},
+		{in: "  A.B+tag@Sub.Example.COM\t", want: "a.b+tag@sub.example.com"},
+		{in: "zoë@exämple.de", want: "zoë@exämple.de"},
+		{in: "ÉLODIE@X.FR", want: "élodie@x.fr"},
+		{in: "o'hara@x.ie", want: "o'hara@x.ie"},
+		{in: "a@xn--bcher-kva.example", want: "a@xn--bcher-kva.example"},
+		{in: nil, why: "NULL key"},
+		{in: "", why: "empty key"},
+		{in: "   ", why: "empty key"},
+		{in: "no-at-sign", why: "no @"},
+		{in: "@x.com", why: "nothing before the @"},
+		{in: "a@", why: "no domain"},
+		{in: "a@localhost", why: "domain without a dot"},
+		{in: "a@x..com", why: "empty label"},
+		{in: "a@x.com.", why: "empty label"},
+		{in: "a@-x.com", why: "starts or ends with -"},
+		{in: "a@x_y.com", why: `'_' in the domain`},
+		{in: "a b@x.com", why: `' ' before the @`},
+		{in: "a..b@x.com", why: "misplaced dot"},
+		{in: "a.@x.com", why: "misplaced dot"},
+		{in: `"a"@x.com`, why: `'"' before the @`},
+		{in: "a\x00@x.com", why: "before the @"},
+		{in: "a@b@x.com", why: "'@' before the @"},
+		{in: "Name <a@x.com>", why: "before the @"},
+		{in: strings.Repeat("a", 65) + "@x.com", why: "more than 64 bytes"},
+		{in: "a@" + strings.Repeat("b", 250) + ".com", why: "longer than 254 bytes"},
+		{in: "a\xff@x.com", why: "not valid UTF-8"},
+		{in: int64(42), why: "no @"},
+	} {
+		got, why := rule.normalize(tc.in)
+		if tc.why != "" {
+			require.Empty(t, got, "%q", tc.in)
+			require.Contains(t, why, tc.why, "%q", tc.in)
+			continue
+		}
+		require.Empty(t, why, "%q", tc.in)
+		require.Equal(t, tc.want, got)
+	}
+}
+
+func TestNormalizeOtherLookupField(t *testing.T) {
+	t.Parallel()
+	rule := newKeyRule("externalId")
+	for _, tc := range []struct {
+		in   any
+		want string
+		why  string
+	}{
+		{in: " Abc-1 ", want: "Abc-1"},
+		{in: int64(42), want: "42"},
+		{in: 1234567890123.0, want: "1234567890123"},
+		{in: "x\ty", why: "control character"},
+		{in: nil, why: "NULL"},
+		{in: strings.Repeat("x", 255), why: "longer than 254"},
+	} {
+		got, why := rule.normalize(tc.in)
+		if tc.why != "" {
+			require.Contains(t, why, tc.why, "%q", tc.in)
+			continue
+		}
+		require.Empty(t, why)
+		require.Equal(t, tc.want, got)
+	}
+}
+
+func TestRenderValue(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{
+		{nil, ""},
+		{"x", "x"},
+		{int64(-7), "-7"},
+		{0.1, "0.1"},
+		{1e21, "1000000000000000000000"},
+		{1.5e-7, "0.00000015"},
+		{math.Copysign(0, -1), "0"},
+		{math.NaN(), ""},
+		{math.Inf(1), ""},
+		{true, "true"},
+		{false, "false"},
+		{time.Date(2026, 3, 1, 12, 30, 0, 999, time.FixedZone("X", 3600)), "2026-03-01T11:30:00Z"},
+		{[]byte("raw"), "raw"},
+	} {
+		require.Equal(t, tc.want, renderValue(tc.in), "%#v", tc.in)
+	}
+	require.Equal(t, "a\uFFFDb", renderField("a\xffb"))
+}
+
+func TestPlanColumns(t *testing.T) {
+	t.Parallel()
+	p, err := planColumns("m.sql", []string{"ID", "EMAIL", "FIRST_NAME", "plan"}, "email",
+		map[string]string{"firstName": "first_name", "plan": "plan"})
+	require.NoError(t, err)
+	require.Equal(t, 1, p.keyCol)
+	require.Equal(t, []string{"firstName", "plan"}, p.fieldNames)
+	require.Equal(t, []int{2, 3}, p.fieldCols)
+
+	p, err = planColumns("m.sql", []string{"Email", "email"}, "email", nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, p.keyCol, "an exact match wins over a case-insensitive one")
+
+	_, err = planColumns("models/x.sql", []string{"id", "mail"}, "email", nil)
+	require.EqualError(t, err, `finding the key column (the sync's lookup field): model models/x.sql returned no column "email"; it returned: "id", "mail"`)
+	_, err = planColumns("models/x.sql", []string{"email", "name"}, "email", map[string]string{"firstName": "first_name"})
+	require.ErrorContains(t, err, `finding the column of Marketo field "firstName": model models/x.sql returned no column "first_name"`)
+	_, err = planColumns("m.sql", []string{"EMAIL", "Email"}, "email", nil)
+	require.ErrorContains(t, err, "several columns")
+}
+
+func FuzzNormalizeEmail(f *testing.F) {
+	for _, s := range []string{"a@x.com", " A@X.COM ", "a@b", "zoë@exämple.de", "", "a\xff@x.com", "a@@x.com"} {
+		f.Add(s)
+	}
+	rule := newKeyRule("email")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, why := rule.normalize(s)
+		if why != "" {
+			if got != "" {
+				t.Fatalf("invalid %q returned key %q", s, got)
+			}
+			return
+		}
+		if !utf8.ValidString(got) || len(got) > MaxKeyBytes || got == "" {
+			t.Fatalf("%q normalised to unusable key %q", s, got)
+		}
+		if got != strings.ToLower(strings.TrimSpace(got)) {
+			t.Fatalf("%q normalised to %q, which is not trimmed and lower-case", s, got)
+		}
+		again, why := rule.normalize(got)
+		if why != "" || again != got {
+			t.Fatalf("normalising %q is not idempotent: %q then %q (%s)", s, got, again, why)
+		}
+		if strings.Count(got, "@") < 1 {
+			t.Fatalf("%q accepted without @", got)
+		}
+	})
+}
