@@ -1,0 +1,2 @@
+// Package emulator is an in-memory Marketo instance.
+package emulator
