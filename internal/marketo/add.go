@@ -33,9 +33,24 @@ func (c *Client) AddToList(ctx context.Context, p AddParams, commit CommitFunc) 
 		return nil
 	}
 	if c.chooseBulkAdd(len(a.uniq)) {
-		return a.bulk(ctx)
+		return unwrapCommit(a.bulk(ctx))
 	}
-	return a.rest(ctx)
+	return unwrapCommit(a.rest(ctx))
+}
+
+// commitError carries an error of the caller's CommitFunc up through the
+// client's wrapping, so that it is returned as is.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+func unwrapCommit(err error) error {
+	var ce *commitError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	return err
 }
 
 // chooseBulkAdd decides between the REST path and a bulk import for n
@@ -136,7 +151,10 @@ func (a *adder) report(ctx context.Context, byIdx map[int]Outcome) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.commit(ctx, outs)
+	if err := a.commit(ctx, outs); err != nil {
+		return &commitError{err}
+	}
+	return nil
 }
 
 // ---- REST path ----
@@ -156,22 +174,17 @@ func (a *adder) rest(ctx context.Context) error {
 	)
 	sem := make(chan struct{}, min(a.c.cfg.MaxConcurrency, len(batches)))
 	for _, b := range batches {
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
-			mu.Lock()
-			if firstErr == nil {
-				firstErr = ctx.Err()
-			}
-			mu.Unlock()
+		mu.Lock()
+		if firstErr == nil && ctx.Err() != nil {
+			firstErr = ctx.Err()
+		}
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
 			break
 		}
 		wg.Add(1)

@@ -31,38 +31,38 @@ func (c *Client) ListMembers(ctx context.Context, p MembersParams, fn func(ctx c
 	if lookup == "" {
 		lookup = "email"
 	}
+	call := func(page []Member) error {
+		if err := fn(ctx, page); err != nil {
+			return &commitError{err}
+		}
+		return nil
+	}
+	var err error
 	if c.chooseExtract(p.SizeHint) {
 		page := make([]Member, 0, extractPageSize)
-		var fnErr error
-		err := c.extractMembers(ctx, p.ListID, lookup, func(m Member) error {
+		err = c.extractMembers(ctx, p.ListID, lookup, func(m Member) error {
 			page = append(page, m)
 			if len(page) < extractPageSize {
 				return nil
 			}
-			fnErr = fn(ctx, page)
+			full := page
 			page = make([]Member, 0, extractPageSize)
-			return fnErr
+			return call(full)
 		})
-		if err != nil {
-			if fnErr != nil && errors.Is(err, fnErr) {
-				return err
-			}
-			return fmt.Errorf("reading members of list %d: %w", p.ListID, err)
+		if err == nil && len(page) > 0 {
+			err = call(page)
 		}
-		if len(page) > 0 {
-			return fn(ctx, page)
-		}
-		return nil
+	} else {
+		err = c.pageMembers(ctx, p.ListID, lookup, call)
 	}
-	var fnErr error
-	err := c.pageMembers(ctx, p.ListID, lookup, func(page []Member) error {
-		fnErr = fn(ctx, page)
-		return fnErr
-	})
-	if err != nil && (fnErr == nil || !errors.Is(err, fnErr)) {
+	var ce *commitError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	if err != nil {
 		return fmt.Errorf("reading members of list %d: %w", p.ListID, err)
 	}
-	return err
+	return nil
 }
 
 // chooseExtract decides whether n rows (a list's members, or lead ids to

@@ -21,6 +21,10 @@ import (
 // anything else is rejected with Marketo's reason. Outcomes are committed
 // after each DELETE.
 func (c *Client) RemoveFromList(ctx context.Context, p RemoveParams, commit CommitFunc) error {
+	return unwrapCommit(c.removeFromList(ctx, p, commit))
+}
+
+func (c *Client) removeFromList(ctx context.Context, p RemoveParams, commit CommitFunc) error {
 	if p.ListID <= 0 {
 		return fmt.Errorf("removing from list: list id %d is not positive", p.ListID)
 	}
@@ -214,7 +218,10 @@ func (d *deleter) commitDone(ctx context.Context) error {
 		}
 	}
 	d.done = d.done[:0]
-	return d.commit(ctx, outs)
+	if err := d.commit(ctx, outs); err != nil {
+		return &commitError{err}
+	}
+	return nil
 }
 
 // resolve learns the lead ids of units known only by key, by lookups or by

@@ -1,0 +1,238 @@
+package marketo_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/listsync/listsync/internal/marketo"
+	"github.com/listsync/listsync/internal/marketo/emulator"
+)
+
+// TestAddREST: a small set goes through createOrUpdate + add-to-list, 2
+// calls per 300 leads, with every lead id known at once; existing leads are
+// updated, not duplicated; record-level refusals come back as rejections.
+func TestAddREST(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	existing := b.em.UpsertLeads([]map[string]string{{"email": "e0@example.com", "firstName": "Old"}})[0]
+
+	keys := emails("e", 700)
+	leads := leadsFor(keys)
+	leads[0].Key = "E0@Example.com" // same person as the existing lead
+	leads = append(leads,
+		marketo.Lead{Key: "not-an-email", Fields: map[string]string{"firstName": "X"}},
+		marketo.Lead{Key: "e5@example.com", Fields: map[string]string{"firstName": "dup"}}, // a duplicate key
+	)
+	var col collector
+	var cc marketo.CallCounter
+	ctx := marketo.WithCallCounter(t.Context(), &cc)
+	err := b.c.AddToList(ctx, marketo.AddParams{ListID: list, LookupField: "email", FieldNames: []string{"firstName"}, Leads: leads}, col.commit)
+	require.NoError(t, err)
+
+	got := col.byKey()
+	require.Len(t, col.outs, len(leads), "one outcome per row, duplicates included")
+	require.Equal(t, marketo.Confirmed, got["E0@Example.com"].Status)
+	require.Equal(t, existing, got["E0@Example.com"].LeadID)
+	bad := got["not-an-email"]
+	require.Equal(t, marketo.Rejected, bad.Status)
+	require.Equal(t, "1001", bad.Code)
+	require.Contains(t, bad.Reason, "not-an-email")
+	members := memberEmails(b.em, list)
+	require.Len(t, members, 700)
+	for _, k := range keys {
+		o := got[k]
+		if k == "e0@example.com" {
+			continue
+		}
+		require.Equal(t, marketo.Confirmed, o.Status, k)
+		require.Equal(t, members[k], o.LeadID, k)
+	}
+	require.Equal(t, got["e5@example.com"].LeadID, members["e5@example.com"])
+	require.Equal(t, "F0", b.em.Leads(existing)[0].Fields["firstName"], "the existing lead was updated")
+	require.Equal(t, "F5", b.em.Leads(members["e5@example.com"])[0].Fields["firstName"], "the first row of a duplicate key wins")
+
+	// 701 leads plus a duplicate: 3 batches, 2 calls each, no more.
+	require.Equal(t, int64(6), cc.Total())
+	require.Equal(t, map[string]int64{"POST /rest/v1/leads.json": 3, "POST /rest/v1/lists/{id}/leads.json": 3}, cc.ByEndpoint())
+	require.Equal(t, map[string]int64{"ok": 6}, cc.ByCode())
+	require.Equal(t, 3, col.calls, "one commit per batch")
+}
+
+// TestAddBulkHostileValues: values that break naive CSV writers arrive in
+// Marketo unchanged through a bulk import; rows the import fails come back
+// rejected with Marketo's reason; the others confirmed.
+func TestAddBulkHostileValues(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) { c.BulkAddMinRows = 2 }})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	fields := []string{"firstName", "lastName", "company", "title"}
+	leads := []marketo.Lead{
+		{Key: "comma@example.com", Fields: map[string]string{"firstName": "Smith, John", "company": "A,B,,C"}},
+		{Key: "quote@example.com", Fields: map[string]string{"firstName": `The "Boss"`, "lastName": `"`}},
+		{Key: "newline@example.com", Fields: map[string]string{"firstName": "two\nlines", "company": "x\ny\nz"}},
+		{Key: "formula@example.com", Fields: map[string]string{"firstName": `=HYPERLINK("http://x")`, "lastName": "+1-2", "title": "@SUM(A1)"}},
+		{Key: "unicode@example.com", Fields: map[string]string{"firstName": "Zoë 日本語 🙂", "company": "Ståhl & Söner"}},
+		{Key: "space@example.com", Fields: map[string]string{"firstName": " leading", "lastName": "trailing "}},
+		{Key: "bad email@", Fields: map[string]string{"firstName": "Bad"}},
+		{Key: "also,bad", Fields: map[string]string{"firstName": "Bad"}},
+	}
+	var col collector
+	var cc marketo.CallCounter
+	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: fields, Leads: leads}, col.commit)
+	require.NoError(t, err)
+	got := col.byKey()
+	require.Len(t, got, len(leads))
+	for _, l := range leads[:6] {
+		require.Equal(t, marketo.Confirmed, got[l.Key].Status, l.Key)
+		stored := b.em.LeadsByEmail(l.Key)
+		require.Len(t, stored, 1, l.Key)
+		for f, v := range l.Fields {
+			require.Equal(t, v, stored[0].Fields[f], "%s %s", l.Key, f)
+		}
+	}
+	for _, k := range []string{"bad email@", "also,bad"} {
+		require.Equal(t, marketo.Rejected, got[k].Status, k)
+		require.Contains(t, got[k].Reason, "Invalid email", k)
+	}
+	require.Len(t, memberEmails(b.em, list), 6)
+	ep := cc.ByEndpoint()
+	require.Equal(t, int64(1), ep["POST /bulk/v1/leads.json"])
+	require.Equal(t, int64(1), ep["GET /bulk/v1/leads/batch/{id}/failures.json"])
+	require.Zero(t, ep["POST /rest/v1/leads.json"])
+}
+
+// TestAddBulkSplitsFiles: files are split by bytes; imports into one list run
+// one after the other (no 1019) and each is committed when done.
+func TestAddBulkSplitsFiles(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) {
+		c.BulkAddMinRows = 10
+		c.ImportMaxBytes = 20_000
+	}})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	keys := emails("split", 3000)
+	var col collector
+	var cc marketo.CallCounter
+	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(keys)}, col.commit)
+	require.NoError(t, err)
+	imports := cc.ByEndpoint()["POST /bulk/v1/leads.json"]
+	require.Greater(t, imports, int64(3))
+	require.Equal(t, int(imports), col.calls, "one commit per import")
+	require.Len(t, memberEmails(b.em, list), 3000)
+	for _, o := range col.outs {
+		require.Equal(t, marketo.Confirmed, o.Status)
+	}
+	require.Zero(t, b.em.Stats().Rejected["1019"])
+}
+
+// TestAddImportFailedResubmitted: an import that ends Failed is submitted
+// again; when every attempt fails, its rows are rejected with the reason.
+func TestAddImportFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{
+		em: emulator.Config{Faults: emulator.Faults{ImportFailureRate: 1, Seed: 3}},
+		client: func(c *marketo.Config) {
+			c.BulkAddMinRows = 2
+			c.ImportResubmits = 1
+		},
+	})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	var col collector
+	err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(emails("f", 5))}, col.commit)
+	require.NoError(t, err)
+	require.Len(t, col.outs, 5)
+	for _, o := range col.outs {
+		require.Equal(t, marketo.Rejected, o.Status)
+		require.Equal(t, "import_failed", o.Code)
+		require.Contains(t, o.Reason, "emulated fault")
+	}
+	require.Len(t, b.em.Imports(), 2, "submitted, then submitted once more")
+	require.Empty(t, memberEmails(b.em, list))
+}
+
+// TestAddUnknownField: a field Marketo does not know rejects a bulk file
+// with Marketo's reason, and a REST record with its record-level reason.
+func TestAddUnknownField(t *testing.T) {
+	t.Parallel()
+	for _, bulk := range []bool{false, true} {
+		t.Run("bulk="+strconv.FormatBool(bulk), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, options{client: func(c *marketo.Config) {
+				if bulk {
+					c.BulkAddMinRows = 1
+				}
+			}})
+			list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+			var col collector
+			leads := []marketo.Lead{{Key: "a@example.com", Fields: map[string]string{"noSuchField": "x"}}}
+			err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"noSuchField"}, Leads: leads}, col.commit)
+			require.NoError(t, err)
+			require.Len(t, col.outs, 1)
+			require.Equal(t, marketo.Rejected, col.outs[0].Status)
+			require.Equal(t, "1006", col.outs[0].Code)
+			require.Contains(t, col.outs[0].Reason, "noSuchField")
+		})
+	}
+}
+
+func TestAddValidates(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	var col collector
+	cases := []struct {
+		p           marketo.AddParams
+		errContains string
+	}{
+		{marketo.AddParams{ListID: 0}, "list id 0"},
+		{marketo.AddParams{ListID: 1, Leads: []marketo.Lead{{Key: " "}}}, "lead 1 has an empty email"},
+		{marketo.AddParams{ListID: 1, Leads: []marketo.Lead{{Key: "a@x.com", Fields: map[string]string{"company": "x"}}}}, `field "company", which FieldNames does not list`},
+		{marketo.AddParams{ListID: 1, FieldNames: []string{""}}, "field name 1 is empty"},
+	}
+	for _, tc := range cases {
+		err := b.c.AddToList(t.Context(), tc.p, col.commit)
+		require.ErrorContains(t, err, tc.errContains)
+	}
+	require.Zero(t, b.em.Stats().CallsTotal)
+	require.Empty(t, col.outs)
+}
+
+// TestAddListDeleted: a list deleted in Marketo is reported as
+// ErrListNotFound by both paths.
+func TestAddListDeleted(t *testing.T) {
+	t.Parallel()
+	for _, bulk := range []bool{false, true} {
+		t.Run("bulk="+strconv.FormatBool(bulk), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, options{client: func(c *marketo.Config) {
+				if bulk {
+					c.BulkAddMinRows = 1
+				}
+			}})
+			list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+			b.em.DeleteStaticList(list)
+			var col collector
+			err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, Leads: leadsFor(emails("d", 3)), FieldNames: []string{"firstName"}}, col.commit)
+			require.ErrorIs(t, err, marketo.ErrListNotFound)
+		})
+	}
+}
+
+// TestAddCommitErrorStops: an error from commit stops the operation and is
+// returned as is.
+func TestAddCommitErrorStops(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) { c.MaxConcurrency = 1 }})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	boom := errors.New("state store down")
+	calls := 0
+	err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, Leads: leadsFor(emails("c", 900)), FieldNames: []string{"firstName"}},
+		func(context.Context, []marketo.Outcome) error { calls++; return boom })
+	require.Same(t, boom, err)
+	require.Equal(t, 1, calls)
+	require.Len(t, memberEmails(b.em, list), 300)
+}
