@@ -120,10 +120,10 @@ func TestParseReasonCSV(t *testing.T) {
 	got, err := parseReasonCSV(strings.NewReader(in), "email", "Import Failure Reason")
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{
-		"bad@example.com":       "Invalid email format",
+		"bad@example.com":         "Invalid email format",
 		"multi\nline@example.com": "Value too long, max 255",
-		"short":                 "no reason given",
-		"noreason@example.com":  "no reason given",
+		"short":                   "no reason given",
+		"noreason@example.com":    "no reason given",
 	}, got)
 
 	// Reason column under another name: the last column is used.
