@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strconv"
@@ -226,30 +227,65 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	} else {
 		qctx, cancel = context.WithCancel(ctx)
 	}
-	qctx, err := sf.WithMultiStatement(qctx, 1)
+	r, err := w.query(qctx, cancel, p)
 	if err != nil {
 		cancel()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (w *Warehouse) query(ctx context.Context, cancel context.CancelFunc, p *warehouse.QueryParams) (*rows, error) {
+	ctx, err := sf.WithMultiStatement(ctx, 1)
+	if err != nil {
 		return nil, fmt.Errorf("setting the statement count: %w", err)
 	}
-	qctx = sf.WithQueryTag(qctx, queryTag(p.Model))
+	ctx = sf.WithQueryTag(ctx, queryTag(p.Model))
+	// Read the result as Arrow batches, chunk by chunk, instead of through
+	// database/sql's Rows: gosnowflake's row reader downloads and decodes up
+	// to ten chunks ahead of the reader (a process-wide setting), which can
+	// hold most of a large result in memory. Timestamps come as
+	// microseconds, which spans every date Snowflake stores (nanoseconds
+	// overflow after 2262); NUMBER comes unconverted, so that rows applies
+	// the scale itself.
+	ctx = sf.WithArrowBatches(ctx)
+	ctx = sf.WithHigherPrecision(ctx)
+	ctx = sf.WithArrowBatchesTimestampOption(ctx, sf.UseMicrosecondTimestamp)
 
 	start := time.Now()
-	rs, err := w.db.QueryContext(qctx, p.SQL)
+	conn, err := w.db.Conn(ctx) // logs in when no idle session is left
 	if err != nil {
-		defer cancel()
-		return nil, mapError(qctx, p, err)
+		return nil, mapError(ctx, p, err)
 	}
-	types, err := rs.ColumnTypes()
+	var drows driver.Rows
+	// The driver connection is used beyond Raw's callback, by the rows:
+	// that is safe because conn stays checked out of the pool, unused by
+	// anything else, until the rows close it.
+	err = conn.Raw(func(dc any) error {
+		q, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("gosnowflake connection %T cannot run queries", dc)
+		}
+		var err error
+		drows, err = q.QueryContext(ctx, p.SQL, nil)
+		return err
+	})
 	if err != nil {
-		_ = rs.Close()
-		defer cancel()
-		return nil, mapError(qctx, p, err)
+		_ = conn.Close()
+		return nil, mapError(ctx, p, err)
+	}
+	batches, err := drows.(sf.SnowflakeRows).GetArrowBatches()
+	if err != nil {
+		_ = drows.Close()
+		_ = conn.Close()
+		return nil, mapError(ctx, p, err)
 	}
 	w.logger.Debug("query started",
 		zap.String("model", p.Model),
-		zap.Int("columns", len(types)),
+		zap.String("query_id", drows.(sf.SnowflakeRows).GetQueryID()),
+		zap.Int("chunks", len(batches)),
 		zap.Duration("elapsed", time.Since(start)))
-	return newRows(qctx, cancel, p, rs, types), nil
+	return newRows(ctx, cancel, p, conn, drows, batches), nil
 }
 
 // queryTag labels listsync's queries in Snowflake's query history. Snowflake

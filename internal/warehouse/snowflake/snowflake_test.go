@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -126,10 +125,10 @@ func wantTyped(i int) []any {
 	row[3] = float64(i%1000) + 0.25
 	row[4] = i%2 == 0
 	row[5] = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
-	// NTZ keeps the wall clock, read as UTC.
-	row[6] = time.Date(ntz.Year(), ntz.Month(), ntz.Day(), ntz.Hour(), ntz.Minute(), ntz.Second(), ntz.Nanosecond(), time.UTC)
+	// NTZ keeps the wall clock, read as UTC. Times keep microseconds.
+	row[6] = time.Date(ntz.Year(), ntz.Month(), ntz.Day(), ntz.Hour(), ntz.Minute(), ntz.Second(), ntz.Nanosecond(), time.UTC).Truncate(time.Microsecond)
 	row[7] = when.Add(time.Duration(i) * time.Millisecond).UTC().Truncate(time.Millisecond)
-	row[8] = when.Add(time.Duration(i) * time.Microsecond).UTC()
+	row[8] = when.Add(time.Duration(i) * time.Microsecond).UTC().Truncate(time.Microsecond)
 	row[9] = "héllo, ☃"
 	return row
 }
@@ -384,10 +383,11 @@ func TestCancelMidway(t *testing.T) {
 	require.NoError(t, rows.Close(), "Close is idempotent")
 	require.Less(t, srv.Stats().ChunkRequests, int64(199), "downloads stop")
 
-	// The session is still usable.
-	_, got, err := readAll(t, w, &warehouse.QueryParams{SQL: "SELECT * FROM people", Timeout: time.Minute})
+	// The warehouse is still usable.
+	srv.Register("SELECT * FROM few", typedResult(3000))
+	_, got, err := readAll(t, w, &warehouse.QueryParams{SQL: "SELECT * FROM few", Timeout: time.Minute})
 	require.NoError(t, err)
-	require.Len(t, got, 200_000)
+	require.Len(t, got, 3000)
 }
 
 func TestCloseEarly(t *testing.T) {
@@ -443,7 +443,8 @@ func TestConnectError(t *testing.T) {
 		c.LoginTimeout = time.Second
 	})
 	err := w.Ping(t.Context())
-	require.True(t, errors.Is(err, warehouse.ErrConnect) || errors.Is(err, warehouse.ErrTimeout), "got %v", err)
+	require.ErrorIs(t, err, warehouse.ErrConnect)
+	require.Contains(t, err.Error(), "connection refused")
 }
 
 func TestCloseLogsOut(t *testing.T) {
