@@ -95,3 +95,10 @@ func TestConformance(t *testing.T) {
 	// memory the suite measures.
 	warehousetest.Exercise(t, newHarness(t, snowflaketest.Config{ChunkRows: 5000}))
 }
+
+// BenchmarkRead reads 1,000,000 rows through the real driver from the fake,
+// which runs in the same process (its work and memory count in the
+// figures), in chunks of 50,000 rows.
+func BenchmarkRead(b *testing.B) {
+	warehousetest.BenchmarkRead(b, newHarness(b, snowflaketest.Config{ChunkRows: 50_000}), 1_000_000)
+}

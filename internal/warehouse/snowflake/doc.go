@@ -22,23 +22,34 @@
 // so that an account or user default of JSON cannot switch production to a
 // different decoder than the one the tests exercise. The fake in
 // snowflaketest speaks Arrow the way Snowflake does (the first rows inline as
-// base64 Arrow IPC, the rest as chunk downloads, integers in the narrowest
-// width, timestamps as scaled integers or epoch/fraction structs), so every
-// test runs gosnowflake's production decoder.
+// base64 Arrow IPC, the rest as chunk downloads, NUMBER in the narrowest
+// integer width, timestamps as scaled integers or epoch/fraction/time zone
+// structs), so every test runs gosnowflake's production decoder.
 //
-// # Streaming and values
+// # Streaming
 //
-// Rows are read with database/sql's Rows.Next: gosnowflake downloads the
-// result's chunks in the background, a bounded number ahead of the reader,
-// and drops each chunk once read, so memory does not grow with the row
-// count. Values are normalised from the column types: NUMBER with scale 0 to
-// int64 (beyond int64's range, float64), NUMBER with a scale to int64 when
-// the value is whole and float64 otherwise (the seam's
+// A query is run through gosnowflake's Arrow batch interface (on a connection
+// of the database/sql pool) rather than database/sql's Rows.Next. The row
+// interface downloads and decodes up to ten chunks ahead of the reader (a
+// process-wide driver setting), which holds most of a large result in
+// memory; with batches, listsync fetches the chunks itself, one ahead of the
+// one being read, and frees each chunk once read. Memory is bounded by three
+// chunks whatever the row count, and no per-value text formatting happens.
+// gosnowflake still does the login, the query, the chunk downloads and the
+// decoding of Snowflake's encodings (timestamp structs, time zones); rows only
+// apply NUMBER scales and turn plain Arrow values into Go values.
+//
+// # Values
+//
+// Values are normalised from the column types: NUMBER with scale 0 to int64
+// (beyond int64's range, float64), NUMBER with a scale to int64 when the
+// value is whole and float64 otherwise (the seam's
 // warehouse.NormalizeDecimal rule, shared by every backend), FLOAT to
-// float64, VARCHAR and semi-structured values (VARIANT, OBJECT, ARRAY) to
-// string, BOOLEAN to bool, DATE and TIMESTAMP_NTZ/LTZ/TZ to time.Time in UTC
-// (an NTZ value's wall clock is read as UTC), TIME to "15:04:05.999999999"
-// text and BINARY to string.
+// float64, VARCHAR and semi-structured values (VARIANT, OBJECT, ARRAY, as
+// JSON text) to string, BOOLEAN to bool, DATE and TIMESTAMP_NTZ/LTZ/TZ to
+// time.Time in UTC with microsecond precision (an NTZ value's wall clock is
+// read as UTC; microseconds, unlike nanoseconds, span every year Snowflake
+// stores), TIME to "15:04:05.999999999" text and BINARY to string.
 //
 // # Read-only models and timeouts
 //
