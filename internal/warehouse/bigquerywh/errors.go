@@ -52,53 +52,59 @@ var positionRE = regexp.MustCompile(`\[(\d+):(\d+)\]`)
 // mapError maps an error of the client, for a query of p (nil for Ping)
 // that ran under ctx, onto the seam's errors.
 func mapError(ctx context.Context, p *warehouse.QueryParams, err error) error {
-	kind, msg, pos := classify(err)
+	c := classify(err)
 	if ctxErr := warehouse.ContextError(ctx, Name, p); ctxErr != nil {
 		// The client retries refused connections and failed token
 		// fetches until the deadline; then the cause, not the deadline,
 		// is what the user has to fix.
-		cause := kind == warehouse.ErrAuth || (kind == warehouse.ErrConnect && isDialError(err))
+		cause := c.kind == warehouse.ErrAuth || (c.kind == warehouse.ErrConnect && isDialError(err))
 		if !cause || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return ctxErr
 		}
 	}
-	e := warehouse.NewError(kind, Name, p, msg, err)
-	if pos != nil {
-		e.AtLine(pos[0], pos[1])
+	e := warehouse.NewError(c.kind, Name, p, c.msg, err)
+	if c.pos != nil {
+		e.AtLine(c.pos[0], c.pos[1])
 	}
 	return e
 }
 
-// classify returns the seam error kind of err, the message to show and,
-// when BigQuery reported one, the [line, column] of the problem.
-func classify(err error) (kind error, msg string, pos []int) {
+// classification is what classify finds out about an error.
+type classification struct {
+	kind error  // the seam's sentinel
+	msg  string // the message to show
+	pos  []int  // [line, column] when BigQuery reported them
+}
+
+// classify works out the seam error kind of err and what to tell the user.
+func classify(err error) classification {
 	var gerr *googleapi.Error
 	var berr *bigquery.Error
 	var aerr *auth.Error
 	var rerr *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &aerr), errors.As(err, &rerr):
-		return warehouse.ErrAuth, "getting an access token: " + err.Error(), nil
+		return classification{warehouse.ErrAuth, "getting an access token: " + err.Error(), nil}
 	case errors.As(err, &gerr):
 		reason := ""
 		if len(gerr.Errors) > 0 {
 			reason = gerr.Errors[0].Reason
 		}
-		msg = gerr.Message
+		msg := gerr.Message
 		if msg == "" && len(gerr.Errors) > 0 {
 			msg = gerr.Errors[0].Message
 		}
 		if msg == "" {
 			msg = gerr.Error()
 		}
-		return kindOf(gerr.Code, reason, msg), msg, position(msg)
+		return classification{kindOf(gerr.Code, reason, msg), msg, position(msg)}
 	case errors.As(err, &berr):
-		return kindOf(0, berr.Reason, berr.Message), berr.Message, position(berr.Message)
+		return classification{kindOf(0, berr.Reason, berr.Message), berr.Message, position(berr.Message)}
 	}
 	// Network failures and anything unrecognised, such as a
 	// response the client could not decode: the exchange with BigQuery
 	// failed.
-	return warehouse.ErrConnect, err.Error(), nil
+	return classification{warehouse.ErrConnect, err.Error(), nil}
 }
 
 // kindOf picks the kind for an API error by reason, then by HTTP status.
