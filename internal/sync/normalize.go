@@ -34,7 +34,9 @@ func newKeyRule(lookupField string) keyRule {
 }
 
 // normalize returns the key for a model value, or a reason why it is not
-// one. Emails are trimmed and lower-cased; other lookup fields are trimmed.
+// one. Keys are trimmed and lower-cased, as Marketo matches lookup values
+// without regard to case (and the client deduplicates them so); emails must
+// also look like an address.
 func (k keyRule) normalize(v any) (key, reason string) {
 	if v == nil {
 		return "", "NULL key"
@@ -47,9 +49,7 @@ func (k keyRule) normalize(v any) (key, reason string) {
 	if s == "" {
 		return "", "empty key"
 	}
-	if k.email {
-		s = strings.ToLower(s)
-	}
+	s = strings.ToLower(s)
 	if len(s) > MaxKeyBytes {
 		return "", fmt.Sprintf("longer than %d bytes", MaxKeyBytes)
 	}

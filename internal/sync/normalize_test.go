@@ -66,7 +66,7 @@ func TestNormalizeOtherLookupField(t *testing.T) {
 		want string
 		why  string
 	}{
-		{in: " Abc-1 ", want: "Abc-1"},
+		{in: " Abc-1 ", want: "abc-1"},
 		{in: int64(42), want: "42"},
 		{in: 1234567890123.0, want: "1234567890123"},
 		{in: "x\ty", why: "control character"},

@@ -1,0 +1,460 @@
+package sync_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/listsync/listsync/internal/marketo"
+	"github.com/listsync/listsync/internal/marketo/emulator"
+	"github.com/listsync/listsync/internal/state"
+	listsync "github.com/listsync/listsync/internal/sync"
+)
+
+var byName = marketo.ListRef{Name: "Trial users", Folder: "Audiences"}
+
+func TestFirstAndIncrementalRuns(t *testing.T) {
+	t.Parallel()
+	for _, pgState := range []bool{false, true} {
+		t.Run(fmt.Sprintf("postgres_state=%v", pgState), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{postgresState: pgState})
+			e.em.CreateFolder("Audiences")
+			e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+			spec := e.spec(byName)
+			spec.Fields = map[string]string{"firstName": "first_name"}
+
+			// First run: the list is created in the folder, empty, so no
+			// resync is needed; everyone is added with their fields.
+			run := e.run(spec, listsync.RunOptions{Trigger: state.TriggerSchedule})
+			listID := e.listID("Trial users")
+			require.Equal(t, listID, run.ListID)
+			require.False(t, run.FullResync)
+			require.EqualValues(t, 3, run.AddsPlanned)
+			require.EqualValues(t, 3, run.AddsConfirmed)
+			require.EqualValues(t, 3, run.RowsRead)
+			require.Positive(t, run.APICalls)
+			require.Equal(t, state.TriggerSchedule, run.Trigger)
+			e.requireConverged(spec.Name, listID, "a@x.com", "b@x.com", "c@x.com")
+			lead := e.em.LeadsByEmail("b@x.com")
+			require.Len(t, lead, 1)
+			require.Equal(t, "Fb@x.com", lead[0].Fields["firstName"])
+
+			// Nothing changed: one call (resolving the list), nothing sent.
+			before := e.em.Stats().CallsTotal
+			run = e.run(spec, listsync.RunOptions{})
+			require.Zero(t, run.AddsPlanned+run.RemovesPlanned+run.UpdatesPlanned)
+			require.EqualValues(t, 1, run.APICalls)
+			require.EqualValues(t, 1, e.em.Stats().CallsTotal-before, "an idle run costs one API call")
+
+			// Incremental: d joins, a leaves, b's name changes.
+			rows := emails("b@x.com", "c@x.com", "d@x.com")
+			rows[0].firstName = "Bea"
+			e.setModel(rows...)
+			run = e.run(spec, listsync.RunOptions{})
+			require.EqualValues(t, 1, run.AddsConfirmed)
+			require.EqualValues(t, 1, run.RemovesConfirmed)
+			require.EqualValues(t, 1, run.UpdatesConfirmed)
+			e.requireConverged(spec.Name, listID, "b@x.com", "c@x.com", "d@x.com")
+			require.Equal(t, "Bea", e.em.LeadsByEmail("b@x.com")[0].Fields["firstName"])
+			require.Len(t, e.em.LeadsByEmail("a@x.com"), 1, "a removed member stays a lead")
+
+			runs, err := e.store.ListRuns(e.ctx, spec.Name, 0)
+			require.NoError(t, err)
+			require.Len(t, runs, 3)
+			require.Equal(t, run, runs[0], "Run returns the record it stored")
+		})
+	}
+}
+
+func TestInvalidAndDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	e.setModel(append(emails("a@x.com", " A@X.com ", "b@x.com", "", "not-an-email", "B@x.COM"),
+		person{email: nil, firstName: "null"})...)
+	spec := e.spec(marketo.ListRef{ID: list})
+	run := e.run(spec, listsync.RunOptions{})
+	require.EqualValues(t, 7, run.RowsRead)
+	require.EqualValues(t, 3, run.Invalid)
+	require.EqualValues(t, 2, run.Duplicates)
+	require.EqualValues(t, 2, run.AddsConfirmed)
+	require.Equal(t, []string{`row 4: "": empty key`, `row 5: "not-an-email": not an email address (no @)`, "row 7: NULL key"},
+		run.InvalidSamples)
+	e.requireConverged(spec.Name, list, "a@x.com", "b@x.com")
+}
+
+func TestAddOnlyNeverRemoves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	spec.Mode = listsync.ModeAddOnly
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	e.setModel(emails("c@x.com")...)
+	run := e.run(spec, listsync.RunOptions{})
+	require.Zero(t, run.RemovesPlanned)
+	e.requireConverged(spec.Name, list, "a@x.com", "b@x.com", "c@x.com")
+	// Even an empty model removes nothing, and trips no guard.
+	e.setModel()
+	run = e.run(spec, listsync.RunOptions{})
+	require.Zero(t, run.RemovesPlanned)
+	require.Len(t, e.listEmails(list), 3)
+}
+
+func TestRemovalGuards(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	all := []string{"a@x.com", "b@x.com", "c@x.com", "d@x.com", "e@x.com"}
+	e.setModel(emails(all...)...)
+	e.run(spec, listsync.RunOptions{})
+
+	// An empty model against a list with members stops before any change.
+	e.setModel()
+	before := e.em.Stats().CallsTotal
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	var g *listsync.GuardError
+	require.ErrorAs(t, err, &g)
+	require.ErrorIs(t, err, listsync.ErrGuard)
+	require.True(t, g.Empty)
+	require.EqualValues(t, 5, g.Removes)
+	require.ErrorContains(t, err, "the model returned no valid rows while the list has 5 members")
+	require.ErrorContains(t, err, "--allow-removals")
+	require.Equal(t, state.RunFailed, run.Status)
+	require.Equal(t, err.Error(), run.Error)
+	require.EqualValues(t, 5, run.RemovesPlanned)
+	require.Zero(t, run.RemovesConfirmed)
+	require.EqualValues(t, 1, e.em.Stats().CallsTotal-before, "only the list was resolved")
+	e.requireConverged(spec.Name, list, all...)
+
+	// Removing 3 of 5 (60%) is more than the default 50%.
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	_, err = e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorAs(t, err, &g)
+	require.False(t, g.Empty)
+	require.ErrorContains(t, err, "would remove 3 of the list's 5 members (60.0%), more than max_remove_fraction 0.5")
+	require.ErrorContains(t, err, "raise max_remove_fraction")
+	e.requireConverged(spec.Name, list, all...)
+
+	// Plan reports the same guard, and changes nothing.
+	p, err := e.engine.Plan(e.ctx, spec)
+	require.NoError(t, err)
+	require.NotNil(t, p.Guard)
+	require.EqualValues(t, 3, p.Removes)
+
+	// Raising the fraction lets it through.
+	spec.MaxRemoveFraction = 0.6
+	e.run(spec, listsync.RunOptions{})
+	e.requireConverged(spec.Name, list, "a@x.com", "b@x.com")
+
+	// And --allow-removals lets an empty model empty the list.
+	e.setModel()
+	spec.MaxRemoveFraction = 0
+	run = e.run(spec, listsync.RunOptions{AllowRemovals: true})
+	require.EqualValues(t, 2, run.RemovesConfirmed)
+	e.requireConverged(spec.Name, list)
+}
+
+func TestRejectedRowsAreRetriedWithBackoff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	spec.SQL = "SELECT email, score FROM people"
+	spec.Fields = map[string]string{"leadScore": "score"}
+	e.setModel(person{email: "good@x.com", score: "5"}, person{email: "bad@x.com", score: "lots"})
+
+	run := e.run(spec, listsync.RunOptions{})
+	require.EqualValues(t, 1, run.AddsConfirmed)
+	require.EqualValues(t, 1, run.Rejected)
+	e.requireConverged(spec.Name, list, "good@x.com")
+	rejects, err := e.store.ListRejects(e.ctx, spec.Name, 0)
+	require.NoError(t, err)
+	require.Len(t, rejects, 1)
+	require.Equal(t, "bad@x.com", rejects[0].Key)
+	require.Equal(t, state.OpAdd, rejects[0].Op)
+	require.Contains(t, rejects[0].Reason, "lots", "Marketo's reason is kept")
+	require.Equal(t, 1, rejects[0].Attempts)
+	require.Equal(t, e.clock.Now().Add(time.Hour), rejects[0].NextAttemptAt)
+
+	// Not due yet: deferred, no API budget spent on it.
+	before := e.em.Stats().CallsTotal
+	run = e.run(spec, listsync.RunOptions{})
+	require.EqualValues(t, 1, run.Deferred)
+	require.Zero(t, run.AddsPlanned)
+	require.EqualValues(t, 1, e.em.Stats().CallsTotal-before)
+
+	// Due: retried, rejected again, and the delay doubles.
+	e.clock.Advance(61 * time.Minute)
+	run = e.run(spec, listsync.RunOptions{})
+	require.EqualValues(t, 1, run.AddsPlanned)
+	require.EqualValues(t, 1, run.Rejected)
+	rejects, err = e.store.ListRejects(e.ctx, spec.Name, 0)
+	require.NoError(t, err)
+	require.Equal(t, 2, rejects[0].Attempts)
+	require.Equal(t, e.clock.Now().Add(2*time.Hour), rejects[0].NextAttemptAt)
+
+	// Fixed in the model and due again: confirmed, and the reject is gone.
+	e.setModel(person{email: "good@x.com", score: "5"}, person{email: "bad@x.com", score: "7"})
+	e.clock.Advance(2 * time.Hour)
+	run = e.run(spec, listsync.RunOptions{})
+	require.EqualValues(t, 1, run.AddsConfirmed)
+	require.Zero(t, run.Rejected)
+	e.requireConverged(spec.Name, list, "bad@x.com", "good@x.com")
+	rejects, err = e.store.ListRejects(e.ctx, spec.Name, 0)
+	require.NoError(t, err)
+	require.Empty(t, rejects)
+
+	// A rejected row the model then drops is forgotten.
+	e.setModel(person{email: "good@x.com", score: "5"}, person{email: "bad@x.com", score: "7"}, person{email: "worse@x.com", score: "x"})
+	e.run(spec, listsync.RunOptions{})
+	rejects, err = e.store.ListRejects(e.ctx, spec.Name, 0)
+	require.NoError(t, err)
+	require.Len(t, rejects, 1)
+	e.setModel(person{email: "good@x.com", score: "5"}, person{email: "bad@x.com", score: "7"})
+	e.run(spec, listsync.RunOptions{})
+	rejects, err = e.store.ListRejects(e.ctx, spec.Name, 0)
+	require.NoError(t, err)
+	require.Empty(t, rejects)
+}
+
+func TestFirstRunAgainstAListWithMembersResyncs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("Existing", e.em.CreateFolder("F"))
+	ids := e.em.UpsertLeads([]map[string]string{
+		{"email": "Keep@X.com"}, {"email": "stray@x.com"}, {"firstName": "no email"}, {"email": "dup@x.com"},
+	})
+	e.em.AddListMembers(list, ids...)
+	e.setModel(emails("keep@x.com", "new@x.com", "dup@x.com")...)
+	spec := e.spec(marketo.ListRef{ID: list})
+	spec.MaxRemoveFraction = 1
+
+	run := e.run(spec, listsync.RunOptions{})
+	require.True(t, run.FullResync, "the first run reads the list before diffing")
+	require.EqualValues(t, 1, run.AddsConfirmed, "members already on the list are not re-added")
+	require.EqualValues(t, 2, run.RemovesConfirmed, "the stray and the lead without an email are removed")
+	require.Equal(t, []int64{ids[0], ids[3], e.em.LeadsByEmail("new@x.com")[0].ID}, sortedIDs(e.em.ListMemberIDs(list)))
+	e.requireConverged(spec.Name, list, "dup@x.com", "keep@x.com", "new@x.com")
+
+	// An explicit full resync re-reads the list: a member removed in
+	// Marketo behind listsync's back is added again.
+	e.em.RemoveListMembers(list, ids[0])
+	run = e.run(spec, listsync.RunOptions{FullResync: true})
+	require.True(t, run.FullResync)
+	require.EqualValues(t, 1, run.AddsConfirmed)
+	e.requireConverged(spec.Name, list, "dup@x.com", "keep@x.com", "new@x.com")
+}
+
+func sortedIDs(ids []int64) []int64 {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return ids
+}
+
+func TestListDeletedBetweenRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.em.CreateFolder("Audiences")
+	spec := e.spec(byName)
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	first := e.listID("Trial users")
+
+	// Deleted in Marketo: the next run recreates it by name and fills it.
+	require.True(t, e.em.DeleteStaticList(first))
+	run := e.run(spec, listsync.RunOptions{})
+	second := e.listID("Trial users")
+	require.NotEqual(t, first, second)
+	require.Equal(t, second, run.ListID)
+	require.EqualValues(t, 2, run.AddsConfirmed)
+	e.requireConverged(spec.Name, second, "a@x.com", "b@x.com")
+	b, ok, err := e.store.Binding(e.ctx, spec.Name)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, second, b.ListID)
+}
+
+func TestListByIDDeletedFailsAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	require.True(t, e.em.DeleteStaticList(list))
+
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, marketo.ErrListNotFound)
+	require.ErrorContains(t, err, fmt.Sprintf("static list %d no longer exists in Marketo; nothing was changed", list))
+	require.Equal(t, state.RunFailed, run.Status)
+	require.Equal(t, []string{"a@x.com", "b@x.com"}, e.ledger(spec.Name), "the ledger is kept")
+	b, _, err := e.store.Binding(e.ctx, spec.Name)
+	require.NoError(t, err)
+	require.Equal(t, list, b.ListID)
+}
+
+func TestRepointedListStartsFromResyncAndLeavesOldListAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	folder := e.em.CreateFolder("F")
+	oldList := e.em.CreateStaticList("Old", folder)
+	newList := e.em.CreateStaticList("New", folder)
+	e.em.AddListMembers(newList, e.em.UpsertLeads([]map[string]string{{"email": "b@x.com"}, {"email": "z@x.com"}})...)
+	spec := e.spec(marketo.ListRef{ID: oldList})
+	spec.MaxRemoveFraction = 1
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	e.requireConverged(spec.Name, oldList, "a@x.com", "b@x.com")
+
+	spec.List = marketo.ListRef{Name: "New"}
+	run := e.run(spec, listsync.RunOptions{})
+	require.True(t, run.FullResync)
+	require.Equal(t, newList, run.ListID)
+	require.EqualValues(t, 1, run.AddsConfirmed, "only a is missing from the new list")
+	require.EqualValues(t, 1, run.RemovesConfirmed, "z is not in the model")
+	e.requireConverged(spec.Name, newList, "a@x.com", "b@x.com")
+	require.Equal(t, []string{"a@x.com", "b@x.com"}, e.listEmails(oldList), "the old list is left as it was")
+}
+
+func TestPlanIsReadOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	spec.Fields = map[string]string{"firstName": "first_name"}
+	e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	rows := emails("b@x.com", "c@x.com", "d@x.com", "bad")
+	rows[0].firstName = "changed"
+	e.setModel(rows...)
+
+	before := e.em.Stats().CallsTotal
+	p, err := e.engine.Plan(e.ctx, spec)
+	require.NoError(t, err)
+	require.Equal(t, before, e.em.Stats().CallsTotal, "a plan makes no API call")
+	require.True(t, p.Bound)
+	require.Equal(t, list, p.Binding.ListID)
+	require.EqualValues(t, 4, p.RowsRead)
+	require.EqualValues(t, 1, p.Invalid)
+	require.EqualValues(t, 3, p.Members)
+	require.EqualValues(t, 1, p.Adds)
+	require.EqualValues(t, 1, p.Updates)
+	require.EqualValues(t, 1, p.Removes)
+	require.Equal(t, []string{"d@x.com"}, p.AddSamples)
+	require.Equal(t, []string{"b@x.com"}, p.UpdateSamples)
+	require.Equal(t, []string{"a@x.com"}, p.RemoveSamples)
+	require.Nil(t, p.Guard)
+	runs, err := e.store.ListRuns(e.ctx, spec.Name, 0)
+	require.NoError(t, err)
+	require.Len(t, runs, 1, "a plan records no run")
+	e.requireConverged(spec.Name, list, "a@x.com", "b@x.com", "c@x.com")
+}
+
+func TestModelErrorsCostNoAPICalls(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	spec.SQL = "SELECT email AS mail, first_name FROM people"
+	_, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorContains(t, err, `model models/trial_users.sql returned no column "email"; it returned: "mail", "first_name"`)
+
+	spec = e.spec(marketo.ListRef{ID: list})
+	spec.Fields = map[string]string{"lastName": "last_name"}
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorContains(t, err, `finding the column of Marketo field "lastName"`)
+	require.Equal(t, state.RunFailed, run.Status)
+	require.Zero(t, run.APICalls)
+	require.Zero(t, e.em.Stats().CallsTotal)
+
+	spec.Fields = nil
+	spec.SQL = "SELECT email FROM no_such_table"
+	_, err = e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorContains(t, err, "no_such_table")
+	require.Zero(t, e.em.Stats().CallsTotal)
+}
+
+func TestConcurrentRunsOfOneSyncAreRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	unlock, err := e.store.Lock(e.ctx, spec.Name)
+	require.NoError(t, err)
+	_, err = e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, state.ErrLocked)
+	require.NoError(t, unlock(e.ctx))
+	e.run(spec, listsync.RunOptions{})
+}
+
+func TestDailyQuotaEndsTheRunWithWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	emClock := &clock{t: time.Now()}
+	e := newEnv(t, envOptions{
+		emulator: emulator.Config{DailyQuota: 4, Now: emClock.Now},
+		engine:   func(c *listsync.EngineConfig) { c.ChunkSize = 300 },
+	})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	all := seq("q", 900)
+	e.setModel(emails(all...)...)
+	// Resolving the list, reading its (empty) membership on this first
+	// run, then createOrUpdate and add-to-list for the first chunk of 300:
+	// the quota runs out at the second chunk.
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, marketo.ErrDailyQuota)
+	require.ErrorContains(t, err, "left for the next run: 600 adds")
+	require.Equal(t, state.RunFailed, run.Status)
+	require.EqualValues(t, 300, run.AddsConfirmed)
+	require.Len(t, e.ledger(spec.Name), 300)
+	require.Equal(t, e.ledger(spec.Name), e.listEmails(list), "the ledger holds exactly what Marketo confirmed")
+
+	// The next Marketo day: the run resumes where the last one stopped.
+	emClock.Advance(24 * time.Hour)
+	quotaDay := func() { e.em.ResetDailyQuota() }
+	quotaDay()
+	run, err = e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, marketo.ErrDailyQuota, "4 calls a day still cover one chunk")
+	require.EqualValues(t, 300, run.AddsConfirmed)
+	emClock.Advance(24 * time.Hour)
+	quotaDay()
+	run = e.run(spec, listsync.RunOptions{})
+	require.EqualValues(t, 300, run.AddsConfirmed)
+	e.requireConverged(spec.Name, list, all...)
+}
+
+func TestSpecValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	for _, tc := range []struct {
+		name string
+		mod  func(*listsync.Spec)
+		want string
+	}{
+		{"no list", func(s *listsync.Spec) { s.List = marketo.ListRef{} }, "neither a list id nor a list name"},
+		{"both", func(s *listsync.Spec) { s.List = marketo.ListRef{ID: 1, Name: "x"} }, "both a list id and a list name"},
+		{"mode", func(s *listsync.Spec) { s.Mode = "sometimes" }, `mode "sometimes"`},
+		{"fraction", func(s *listsync.Spec) { s.MaxRemoveFraction = 2 }, "max_remove_fraction 2"},
+		{"lookup mapped", func(s *listsync.Spec) { s.Fields = map[string]string{"email": "x"} }, "is the lookup field"},
+		{"no sql", func(s *listsync.Spec) { s.SQL = " " }, "is empty"},
+	} {
+		spec := e.spec(marketo.ListRef{ID: 1})
+		tc.mod(&spec)
+		_, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+		require.ErrorContains(t, err, tc.want, tc.name)
+		_, err = e.engine.Plan(e.ctx, spec)
+		require.ErrorContains(t, err, tc.want, tc.name)
+	}
+	require.Zero(t, e.em.Stats().CallsTotal)
+	_, err := listsync.NewEngine(listsync.EngineConfig{})
+	require.Error(t, err)
+	require.True(t, errors.Is(err, err))
+}

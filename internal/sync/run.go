@@ -1,0 +1,509 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	stdsync "sync"
+
+	"go.uber.org/zap"
+
+	"github.com/listsync/listsync/internal/marketo"
+	"github.com/listsync/listsync/internal/state"
+)
+
+// replacePage is how many members go to the state store per put during a
+// full resync.
+const replacePage = 5000
+
+// forgetBatch is how many stale rejects one transaction forgets.
+const forgetBatch = 10000
+
+// Run runs the sync once: model, diff, guards, push, commit. It returns the
+// run's record (also stored) and the error that ended it, if any. A run
+// that finds the sync locked by another run returns an error matching
+// state.ErrLocked and records nothing.
+func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run, error) {
+	spec = spec.withDefaults()
+	if err := spec.Validate(); err != nil {
+		return state.Run{}, err
+	}
+	if opts.Trigger == "" {
+		opts.Trigger = state.TriggerManual
+	}
+	if spec.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
+		defer cancel()
+	}
+	unlock, err := e.store.Lock(ctx, spec.Name)
+	if err != nil {
+		return state.Run{}, fmt.Errorf("starting sync %q: %w", spec.Name, err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CommitTimeout)
+		defer cancel()
+		if err := unlock(uctx); err != nil {
+			e.logger.Warn("releasing the sync's lock", zap.String("sync", spec.Name), zap.Error(err))
+		}
+	}()
+	run, err := e.store.StartRun(ctx, state.Run{Sync: spec.Name, Trigger: opts.Trigger, StartedAt: e.now()})
+	if err != nil {
+		return state.Run{}, fmt.Errorf("starting sync %q: %w", spec.Name, err)
+	}
+	log := e.logger.With(zap.String("sync", spec.Name), zap.Int64("run_id", run.ID))
+	var calls marketo.CallCounter
+	r := &runner{e: e, spec: spec, opts: opts, run: &run, log: log}
+	runErr := r.do(marketo.WithCallCounter(ctx, &calls))
+
+	run.APICalls = calls.Total()
+	run.EndedAt = e.now()
+	switch {
+	case runErr == nil:
+		run.Status = state.RunSucceeded
+	case errors.Is(runErr, context.Canceled) && ctx.Err() != nil:
+		run.Status = state.RunCanceled
+	default:
+		run.Status = state.RunFailed
+	}
+	if runErr != nil {
+		runErr = fmt.Errorf("running sync %q: %w", spec.Name, runErr)
+		run.Error = runErr.Error()
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CommitTimeout)
+	defer cancel()
+	if err := e.store.FinishRun(fctx, run); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("recording run %d of sync %q: %w", run.ID, spec.Name, err))
+	}
+	fields := []zap.Field{zap.String("status", string(run.Status)), zap.Duration("took", run.EndedAt.Sub(run.StartedAt)),
+		zap.Int64("rows", run.RowsRead), zap.Int64("invalid", run.Invalid), zap.Int64("duplicates", run.Duplicates),
+		zap.Int64("adds", run.AddsConfirmed), zap.Int64("updates", run.UpdatesConfirmed),
+		zap.Int64("removes", run.RemovesConfirmed), zap.Int64("rejected", run.Rejected),
+		zap.Int64("deferred", run.Deferred), zap.Int64("api_calls", run.APICalls), zap.Bool("full_resync", run.FullResync)}
+	if run.Status == state.RunSucceeded || run.Status == state.RunCanceled {
+		log.Info("sync run finished", fields...)
+	} else {
+		// The error itself is returned to the caller, which reports it.
+		log.Info("sync run failed", fields...)
+	}
+	return run, runErr
+}
+
+// runner holds one run's state.
+type runner struct {
+	e    *Engine
+	spec Spec
+	opts RunOptions
+	run  *state.Run
+	log  *zap.Logger
+	dir  string
+	list marketo.List
+	// mu guards run's counters, which commits update.
+	mu stdsync.Mutex
+}
+
+func (r *runner) do(ctx context.Context) error {
+	e, spec := r.e, r.spec
+	dir, err := os.MkdirTemp(e.cfg.TempDir, "listsync-run-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	r.dir = dir
+
+	// The model first: a broken model costs no API call.
+	st, err := e.stage(ctx, spec, dir)
+	if err != nil {
+		return err
+	}
+	defer st.s.cleanup()
+	r.run.RowsRead, r.run.Invalid, r.run.InvalidSamples = st.stats.RowsRead, st.stats.Invalid, st.stats.InvalidSamples
+
+	if err := r.bindList(ctx, st.rule); err != nil {
+		return err
+	}
+
+	out := &diffOutput{}
+	defer out.abort()
+	for _, w := range []**recordWriter{&out.upserts, &out.removes, &out.forgets} {
+		if *w, err = createRecordFile(dir, "diff-*.bin"); err != nil {
+			return fmt.Errorf("creating diff file: %w", err)
+		}
+	}
+	ds, err := e.diffStaged(ctx, spec, st, out)
+	if err != nil {
+		return err
+	}
+	st.s.cleanup()
+	r.run.Duplicates = ds.Duplicates
+	r.run.AddsPlanned, r.run.UpdatesPlanned, r.run.RemovesPlanned, r.run.Deferred = ds.Adds, ds.Updates, ds.Removes, ds.Deferred
+	paths, err := out.finish()
+	if err != nil {
+		return fmt.Errorf("writing the diff: %w", err)
+	}
+	r.log.Debug("diff computed", zap.Int64("members", ds.Members), zap.Int64("model_keys", ds.ModelKeys),
+		zap.Int64("adds", ds.Adds), zap.Int64("updates", ds.Updates), zap.Int64("removes", ds.Removes),
+		zap.Int64("deferred", ds.Deferred), zap.Int64("forgotten", ds.Forgotten))
+
+	if g := guard(spec, ds); g != nil && !r.opts.AllowRemovals {
+		return g
+	}
+	if err := r.forget(ctx, paths.forgets); err != nil {
+		return err
+	}
+	if err := r.pushUpserts(ctx, st.cols.fieldNames, paths.upserts); err != nil {
+		return r.explain(err)
+	}
+	if err := r.pushRemoves(ctx, paths.removes); err != nil {
+		return r.explain(err)
+	}
+	return nil
+}
+
+// explain adds what is left to a push error that ends the run early.
+func (r *runner) explain(err error) error {
+	if !errors.Is(err, marketo.ErrDailyQuota) {
+		return err
+	}
+	left := func(planned, confirmed int64) int64 { return max(planned-confirmed, 0) }
+	return fmt.Errorf("%w; left for the next run: %d adds, %d field updates and %d removes (not counting %d rejected rows)",
+		err, left(r.run.AddsPlanned, r.run.AddsConfirmed), left(r.run.UpdatesPlanned, r.run.UpdatesConfirmed),
+		left(r.run.RemovesPlanned, r.run.RemovesConfirmed), r.run.Rejected)
+}
+
+// bindList resolves the list, binds the ledger to it and, when the ledger
+// cannot be trusted for this list, reads the list's real membership.
+func (r *runner) bindList(ctx context.Context, rule keyRule) error {
+	e, spec := r.e, r.spec
+	list, err := e.mkto.ResolveList(ctx, spec.List)
+	if err != nil {
+		if spec.List.ID > 0 && errors.Is(err, marketo.ErrListNotFound) {
+			return fmt.Errorf("static list %d no longer exists in Marketo; nothing was changed (the ledger is kept): "+
+				"point the sync at an existing list, or at a list name and folder to have it created: %w", spec.List.ID, err)
+		}
+		return fmt.Errorf("resolving the list: %w", err)
+	}
+	r.list = list
+	r.run.ListID = list.ID
+	prev, hadPrev, err := e.store.Binding(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	changed, err := e.store.BindList(ctx, spec.Name, listRef(spec.List), list.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case changed && hadPrev:
+		r.log.Info("the sync's list changed; the ledger of the old list is dropped and the old list left as it is",
+			zap.Int64("old_list_id", prev.ListID), zap.Int64("list_id", list.ID), zap.Bool("created", list.Created))
+	case list.Created:
+		r.log.Info("created the static list", zap.Int64("list_id", list.ID), zap.String("list", listRef(spec.List)))
+	}
+	// A list created just now is empty: nothing to read.
+	if r.opts.FullResync || (changed && !list.Created) {
+		return r.resync(ctx, rule)
+	}
+	return nil
+}
+
+// strayKey is the ledger key of a list member without a usable lookup
+// value: it sorts before every real key (which never holds control
+// characters) and is removed by its lead ID.
+func strayKey(leadID int64) string {
+	return "\x01lead:" + strconv.FormatInt(leadID, 10)
+}
+
+// resync replaces the ledger with the list's membership read from Marketo.
+// The membership is sorted on disk first, so that the state store's
+// transaction lasts as long as writing it, not as long as reading Marketo.
+func (r *runner) resync(ctx context.Context, rule keyRule) error {
+	e, spec := r.e, r.spec
+	r.run.FullResync = true
+	hint, err := e.store.CountMembers(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	s := newSorter(r.dir, e.cfg.SortMemory)
+	defer s.cleanup()
+	var read, strays int64
+	err = e.mkto.ListMembers(ctx, marketo.MembersParams{ListID: r.list.ID, LookupField: spec.LookupField, SizeHint: int(hint)},
+		func(_ context.Context, page []marketo.Member) error {
+			for _, m := range page {
+				read++
+				key, why := rule.normalize(m.Key)
+				if why != "" {
+					if m.LeadID <= 0 {
+						continue
+					}
+					key = strayKey(m.LeadID)
+					strays++
+				}
+				if err := s.add(record{key: key, leadID: m.LeadID}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("reading the members of list %d for a full resync: %w", r.list.ID, err)
+	}
+	it, err := s.finish()
+	if err != nil {
+		return err
+	}
+	defer it.close()
+	err = e.store.ReplaceMembers(ctx, spec.Name, e.now(), func(put func([]state.Member) error) error {
+		page := make([]state.Member, 0, replacePage)
+		var held state.Member // the last key read, whose repeats may follow
+		for {
+			rec, ok, err := it.next()
+			if err != nil {
+				return err
+			}
+			if ok && held.Key == rec.key {
+				// Sorted: a key held by several leads comes in a row,
+				// and then has no single lead ID.
+				if held.LeadID != rec.leadID {
+					held.LeadID = 0
+				}
+				continue
+			}
+			if held.Key != "" {
+				page = append(page, held)
+				if len(page) == replacePage {
+					if err := put(page); err != nil {
+						return err
+					}
+					page = page[:0]
+				}
+			}
+			if !ok {
+				break
+			}
+			held = state.Member{Key: rec.key, LeadID: rec.leadID}
+		}
+		if len(page) > 0 {
+			return put(page)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing the members of list %d: %w", r.list.ID, err)
+	}
+	r.log.Info("full resync: read the list's members from Marketo", zap.Int64("list_id", r.list.ID),
+		zap.Int64("members", read), zap.Int64("without_usable_key", strays))
+	return nil
+}
+
+// forget drops rejects the model no longer asks for.
+func (r *runner) forget(ctx context.Context, path string) error {
+	rr, err := openRecordFile(path)
+	if err != nil {
+		return fmt.Errorf("reading the diff: %w", err)
+	}
+	defer rr.close()
+	var keys []string
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		err := r.e.store.ApplyBatch(ctx, r.spec.Name, state.Batch{At: r.e.now(), Forget: keys})
+		keys = keys[:0]
+		return err
+	}
+	for {
+		var rec record
+		if err := rr.read(&rec); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+		keys = append(keys, rec.key)
+		if len(keys) == forgetBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// pending is a row of the chunk in flight, by key.
+type pending struct {
+	kind   byte
+	leadID int64
+	hash   fieldsHash
+}
+
+// readChunk reads up to n records.
+func readChunk(rr *recordReader, n int) ([]record, error) {
+	var out []record
+	for len(out) < n {
+		var rec record
+		if err := rr.read(&rec); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// pushUpserts sends adds and field updates in chunks, committing what
+// Marketo confirms or rejects batch by batch.
+func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path string) error {
+	rr, err := openRecordFile(path)
+	if err != nil {
+		return fmt.Errorf("reading the diff: %w", err)
+	}
+	defer rr.close()
+	for {
+		chunk, err := readChunk(rr, r.e.cfg.ChunkSize)
+		if err != nil {
+			return err
+		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		inFlight := make(map[string]pending, len(chunk))
+		leads := make([]marketo.Lead, len(chunk))
+		for i, rec := range chunk {
+			inFlight[rec.key] = pending{kind: rec.kind, leadID: rec.leadID, hash: rec.hash}
+			leads[i].Key = rec.key
+			if len(fieldNames) > 0 {
+				leads[i].Fields = make(map[string]string, len(fieldNames))
+				for j, name := range fieldNames {
+					leads[i].Fields[name] = rec.values[j]
+				}
+			}
+		}
+		chunk = nil
+		err = r.e.mkto.AddToList(ctx, marketo.AddParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
+			FieldNames: fieldNames, Leads: leads}, r.commitFunc(state.OpAdd, inFlight))
+		if err != nil {
+			return fmt.Errorf("adding to list %d: %w", r.list.ID, err)
+		}
+	}
+}
+
+// pushRemoves sends removes in chunks, committing as pushUpserts does.
+func (r *runner) pushRemoves(ctx context.Context, path string) error {
+	rr, err := openRecordFile(path)
+	if err != nil {
+		return fmt.Errorf("reading the diff: %w", err)
+	}
+	defer rr.close()
+	for {
+		chunk, err := readChunk(rr, r.e.cfg.ChunkSize)
+		if err != nil {
+			return err
+		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		inFlight := make(map[string]pending, len(chunk))
+		members := make([]marketo.Member, len(chunk))
+		for i, rec := range chunk {
+			inFlight[rec.key] = pending{kind: kindRemove, leadID: rec.leadID}
+			members[i] = marketo.Member{Key: rec.key, LeadID: rec.leadID}
+		}
+		err = r.e.mkto.RemoveFromList(ctx, marketo.RemoveParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
+			Members: members}, r.commitFunc(state.OpRemove, inFlight))
+		if err != nil {
+			return fmt.Errorf("removing from list %d: %w", r.list.ID, err)
+		}
+	}
+}
+
+// commitFunc records each batch's outcomes in the ledger, in one
+// transaction, on a context that a shutdown does not cancel: what Marketo
+// has done must reach the ledger.
+func (r *runner) commitFunc(op state.Op, inFlight map[string]pending) marketo.CommitFunc {
+	return func(ctx context.Context, outcomes []marketo.Outcome) error {
+		b := state.Batch{At: r.e.now(), Backoff: r.e.cfg.Backoff}
+		seen := make(map[string]bool, len(outcomes))
+		var adds, updates, removes, rejected int64
+		for _, o := range outcomes {
+			p, ok := inFlight[o.Key]
+			if !ok {
+				return fmt.Errorf("marketo reported an outcome for key %q, which was not sent", o.Key)
+			}
+			if seen[o.Key] || o.Status == marketo.NotAttempted {
+				continue
+			}
+			seen[o.Key] = true
+			switch o.Status {
+			case marketo.Confirmed:
+				if op == state.OpRemove {
+					b.Removed = append(b.Removed, o.Key)
+					removes++
+					continue
+				}
+				id := o.LeadID
+				if id == 0 {
+					id = p.leadID
+				}
+				h := p.hash
+				b.Confirmed = append(b.Confirmed, state.Member{Key: o.Key, LeadID: id, FieldsHash: h[:]})
+				if p.kind == kindUpdate {
+					updates++
+				} else {
+					adds++
+				}
+			case marketo.Rejected:
+				b.Rejected = append(b.Rejected, state.Rejection{Key: o.Key, Op: op, Code: o.Code, Reason: o.Reason})
+				rejected++
+			}
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.cfg.CommitTimeout)
+		defer cancel()
+		if err := r.e.store.ApplyBatch(cctx, r.spec.Name, b); err != nil {
+			return fmt.Errorf("committing a confirmed batch: %w", err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.run.AddsConfirmed += adds
+		r.run.UpdatesConfirmed += updates
+		r.run.RemovesConfirmed += removes
+		r.run.Rejected += rejected
+		r.log.Debug("committed a batch", zap.String("op", string(op)), zap.Int64("adds", adds), zap.Int64("updates", updates),
+			zap.Int64("removes", removes), zap.Int64("rejected", rejected))
+		return nil
+	}
+}
+
+// diffPaths are the finished diff files.
+type diffPaths struct {
+	upserts, removes, forgets string
+}
+
+func (o *diffOutput) finish() (diffPaths, error) {
+	var p diffPaths
+	var err error
+	if p.upserts, err = o.upserts.finish(); err != nil {
+		return p, err
+	}
+	if p.removes, err = o.removes.finish(); err != nil {
+		return p, err
+	}
+	if p.forgets, err = o.forgets.finish(); err != nil {
+		return p, err
+	}
+	o.upserts, o.removes, o.forgets = nil, nil, nil
+	return p, nil
+}
+
+// abort closes the files of an unfinished diff (the run's directory is
+// removed with them).
+func (o *diffOutput) abort() {
+	for _, w := range []*recordWriter{o.upserts, o.removes, o.forgets} {
+		if w != nil {
+			w.abort()
+		}
+	}
+}
