@@ -78,14 +78,6 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("marketo: error %s: %s", e.Code, e.Message)
 }
 
-// Unwrap returns [ErrDailyQuota] for error 607, so that errors.Is finds it.
-func (e *APIError) Unwrap() error {
-	if e.Class() == ClassQuota {
-		return ErrDailyQuota
-	}
-	return nil
-}
-
 // Class classifies the error.
 func (e *APIError) Class() ErrorClass {
 	if e.HTTPStatus >= 500 {

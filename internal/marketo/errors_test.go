@@ -56,13 +56,11 @@ func TestAPIErrorClass(t *testing.T) {
 	}
 }
 
-func TestAPIErrorQuotaUnwraps(t *testing.T) {
+func TestAPIErrorMessage(t *testing.T) {
 	t.Parallel()
 	err := fmt.Errorf("adding to list 1: %w", &APIError{Code: "607", Message: "Daily quota reached"})
-	require.ErrorIs(t, err, ErrDailyQuota)
 	var ae *APIError
 	require.True(t, errors.As(err, &ae))
 	require.Equal(t, "607", ae.Code)
-	require.NotErrorIs(t, &APIError{Code: "606"}, ErrDailyQuota)
 	require.Contains(t, (&APIError{Code: "606", Message: "Max rate limit", Endpoint: "GET /x"}).Error(), "GET /x: error 606: Max rate limit")
 }

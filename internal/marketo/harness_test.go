@@ -3,6 +3,7 @@ package marketo_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/listsync/listsync/internal/marketo"
@@ -96,7 +98,7 @@ func setup(t testing.TB, o options) *bundle {
 	})
 	var logger *zap.Logger
 	if tt, ok := t.(*testing.T); ok {
-		logger = zaptest.NewLogger(tt, zaptest.Level(zap.WarnLevel))
+		logger = zaptest.NewLogger(tt, zaptest.Level(testLogLevel()))
 	}
 	cfg := marketo.Config{
 		Endpoint:           b.ts.URL + "/rest",
@@ -191,4 +193,11 @@ func leadsFor(keys []string) []marketo.Lead {
 		out[i] = marketo.Lead{Key: k, Fields: map[string]string{"firstName": "F" + strconv.Itoa(i)}}
 	}
 	return out
+}
+
+func testLogLevel() zapcore.Level {
+	if os.Getenv("MARKETO_TEST_DEBUG") != "" {
+		return zap.DebugLevel
+	}
+	return zap.WarnLevel
 }

@@ -198,6 +198,9 @@ func (c *Client) call(ctx context.Context, r *request) (*envelope, error) {
 		case errors.As(err, &te):
 			retry = true
 		}
+		if ae != nil && ae.Class() == ClassQuota {
+			return nil, fmt.Errorf("%w: %w", ErrDailyQuota, err)
+		}
 		if !retry {
 			return nil, err
 		}
