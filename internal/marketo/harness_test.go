@@ -3,8 +3,8 @@ package marketo_test
 import (
 	"context"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"

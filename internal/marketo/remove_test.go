@@ -28,7 +28,7 @@ func sameEmail(em *emulator.Emulator, email string, n int) []int64 {
 	return ids
 }
 
-func seedList(t *testing.T, em *emulator.Emulator, keys []string) (int64, []int64) {
+func seedList(t testing.TB, em *emulator.Emulator, keys []string) (int64, []int64) {
 	t.Helper()
 	list := em.CreateStaticList("L-"+keys[0], em.CreateFolder("F-"+keys[0]))
 	recs := make([]map[string]string, len(keys))
