@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Measurement is one run of a child process.
+type Measurement struct {
+	// Wall is the whole process's wall time, from start to exit.
+	Wall time.Duration
+	// MaxRSS is the child's peak resident set size in bytes (rusage
+	// ru_maxrss, which Linux reports in KiB).
+	MaxRSS int64
+	// User and Sys are the child's CPU times.
+	User, Sys time.Duration
+	Stdout    []byte
+	Stderr    []byte
+}
+
+// Cmd is a child process to measure.
+type Cmd struct {
+	Path string
+	Args []string
+	Dir  string
+	Env  []string
+	// Stdout, when set, receives the child's standard output instead of a
+	// buffer (for large outputs such as a profile).
+	Stdout io.Writer
+}
+
+// String returns the command line as a shell would take it.
+func (c Cmd) String() string {
+	parts := make([]string, 0, len(c.Args)+1)
+	parts = append(parts, shellQuote(c.Path))
+	for _, a := range c.Args {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// ExitError is a child that exited unsuccessfully.
+type ExitError struct {
+	Cmd    string
+	Err    error
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if len(msg) > 2000 {
+		msg = "…" + msg[len(msg)-2000:]
+	}
+	return fmt.Sprintf("running %s: %v: %s", e.Cmd, e.Err, msg)
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Measure runs c to completion and returns its wall time, peak RSS and
+// output. A non-zero exit is an *ExitError (the measurement is still
+// returned).
+func Measure(ctx context.Context, c Cmd) (Measurement, error) {
+	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	cmd.Dir = c.Dir
+	cmd.Env = append(os.Environ(), c.Env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	if c.Stdout != nil {
+		cmd.Stdout = c.Stdout
+	}
+	cmd.Stderr = &stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	m := Measurement{Wall: time.Since(start), Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			m.MaxRSS = ru.Maxrss * 1024
+		}
+		m.User, m.Sys = ps.UserTime(), ps.SystemTime()
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || ctx.Err() == nil {
+			return m, &ExitError{Cmd: c.String(), Err: err, Stderr: stderr.String()}
+		}
+		return m, fmt.Errorf("running %s: %w", c.String(), err)
+	}
+	return m, nil
+}
+
+// Median returns the median of xs (the mean of the two middle values for an
+// even count), or 0 for none.
+func Median[T ~int64 | ~float64](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Summary is the median of repeated measurements, with their spread.
+type Summary struct {
+	N         int
+	Wall      time.Duration
+	MinWall   time.Duration
+	MaxWall   time.Duration
+	MaxRSS    int64
+	CPU       time.Duration
+	AllWalls  []time.Duration
+	AllMaxRSS []int64
+}
+
+// Summarize takes the medians of ms.
+func Summarize(ms []Measurement) Summary {
+	s := Summary{N: len(ms)}
+	if len(ms) == 0 {
+		return s
+	}
+	walls := make([]time.Duration, len(ms))
+	rss := make([]int64, len(ms))
+	cpu := make([]time.Duration, len(ms))
+	for i, m := range ms {
+		walls[i], rss[i], cpu[i] = m.Wall, m.MaxRSS, m.User+m.Sys
+	}
+	s.Wall, s.MaxRSS, s.CPU = Median(walls), Median(rss), Median(cpu)
+	s.MinWall, s.MaxWall = slices.Min(walls), slices.Max(walls)
+	s.AllWalls, s.AllMaxRSS = walls, rss
+	return s
+}
+
+// fmtDur formats a duration for a table: seconds with two or three
+// significant decimals.
+func fmtDur(d time.Duration) string {
+	s := d.Seconds()
+	switch {
+	case s < 10:
+		return fmt.Sprintf("%.2f s", s)
+	case s < 100:
+		return fmt.Sprintf("%.1f s", s)
+	default:
+		return fmt.Sprintf("%.0f s", s)
+	}
+}
+
+// fmtSpread formats a summary's wall time with its range over the repeats.
+func fmtSpread(s Summary) string {
+	if s.N <= 1 {
+		return fmtDur(s.Wall)
+	}
+	return fmt.Sprintf("%s (%s–%s, n=%d)", fmtDur(s.Wall), strings.TrimSuffix(fmtDur(s.MinWall), " s"), fmtDur(s.MaxWall), s.N)
+}
+
+// fmtMB formats bytes in MiB.
+func fmtMB(b int64) string {
+	return fmt.Sprintf("%.0f MB", float64(b)/(1<<20))
+}
+
+// fmtInt formats an integer with thousands separators.
+func fmtInt(n int64) string {
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// verdict renders a goal check.
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "**missed**"
+}
