@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 )
@@ -35,8 +36,7 @@ func (c *Client) removeFromList(ctx context.Context, p RemoveParams, commit Comm
 	if lookup == "" {
 		lookup = "email"
 	}
-	d := &deleter{c: c, listID: p.ListID, members: p.Members, commit: commit}
-	var unknown []*unit
+	var known, unknown []*unit
 	byKey := map[string]*unit{}
 	for i, m := range p.Members {
 		if m.LeadID < 0 {
@@ -51,9 +51,7 @@ func (c *Client) removeFromList(ctx context.Context, p RemoveParams, commit Comm
 			m.LeadID = id
 		}
 		if m.LeadID > 0 {
-			if err := d.add(ctx, &unit{members: []int{i}, ids: []int64{m.LeadID}}); err != nil {
-				return err
-			}
+			known = append(known, &unit{members: []int{i}, ids: []int64{m.LeadID}})
 			continue
 		}
 		k := matchKey(m.Key)
@@ -68,12 +66,21 @@ func (c *Client) removeFromList(ctx context.Context, p RemoveParams, commit Comm
 		byKey[k] = u
 		unknown = append(unknown, u)
 	}
-	if len(unknown) > 0 {
-		if err := d.resolve(ctx, lookup, unknown, byKey); err != nil {
-			return fmt.Errorf("removing from list %d: %w", p.ListID, err)
+	d := newDeleter(c, p.ListID, p.Members, commit)
+	var err error
+	for _, u := range known {
+		if err = d.add(ctx, u); err != nil {
+			break
 		}
 	}
-	if err := d.flush(ctx, true); err != nil {
+	if err == nil && len(unknown) > 0 {
+		err = d.resolve(ctx, lookup, unknown, byKey)
+	}
+	// Whatever happened, wait for the DELETEs in flight and commit them.
+	if ferr := d.finish(ctx); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return fmt.Errorf("removing from list %d: %w", p.ListID, err)
 	}
 	return nil
@@ -97,49 +104,103 @@ type idRef struct {
 	u  *unit
 }
 
-// deleter packs lead ids into DELETE calls of 300 and commits the outcome of
-// each unit once all its ids are answered.
+// deleter packs lead ids into DELETE calls of 300, sends up to
+// MaxConcurrency of them at once (the limiter paces them), and commits the
+// outcome of each unit once all its ids are answered. After an error no new
+// DELETE starts; those in flight finish and commit.
 type deleter struct {
 	c       *Client
 	listID  int64
 	members []Member
 	commit  CommitFunc
 
-	pending []idRef
-	done    []*unit // answered, not yet committed
+	pending []idRef // not yet sent; owned by the caller's goroutine
+	sem     chan struct{}
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex // guards the units' state, done and err
+	done     []*unit    // answered, not yet committed
+	err      error
+	commitMu sync.Mutex // serialises commit
+}
+
+func newDeleter(c *Client, listID int64, members []Member, commit CommitFunc) *deleter {
+	return &deleter{c: c, listID: listID, members: members, commit: commit, sem: make(chan struct{}, c.cfg.MaxConcurrency)}
 }
 
 // add queues a unit, sending full DELETE batches as they fill.
 func (d *deleter) add(ctx context.Context, u *unit) error {
 	if len(u.ids) == 0 {
+		d.mu.Lock()
 		d.done = append(d.done, u)
-		return nil
+		d.mu.Unlock()
+		return d.failed()
 	}
 	u.remaining = len(u.ids)
 	for _, id := range u.ids {
 		d.pending = append(d.pending, idRef{id: id, u: u})
 	}
-	return d.flush(ctx, false)
-}
-
-// flush sends full batches, and with all set the last partial one too, then
-// commits what is answered.
-func (d *deleter) flush(ctx context.Context, all bool) error {
-	for len(d.pending) >= batchMax || (all && len(d.pending) > 0) {
-		n := min(batchMax, len(d.pending))
-		batch := d.pending[:n]
-		if err := d.deleteBatch(ctx, batch); err != nil {
+	for len(d.pending) >= batchMax {
+		if err := d.send(ctx, d.pending[:batchMax:batchMax]); err != nil {
 			return err
 		}
-		d.pending = append(d.pending[:0], d.pending[n:]...)
-		if err := d.commitDone(ctx); err != nil {
-			return err
-		}
-	}
-	if all {
-		return d.commitDone(ctx)
+		d.pending = d.pending[batchMax:]
 	}
 	return nil
+}
+
+func (d *deleter) failed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// send starts one DELETE when a slot is free.
+func (d *deleter) send(ctx context.Context, batch []idRef) error {
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := d.failed(); err != nil {
+		<-d.sem
+		return err
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() { <-d.sem }()
+		err := d.deleteBatch(ctx, batch)
+		if err == nil {
+			err = d.commitDone(ctx)
+		}
+		if err != nil {
+			d.mu.Lock()
+			if d.err == nil {
+				d.err = err
+			}
+			d.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// finish sends the last partial batch, waits for every DELETE and commits
+// what is left.
+func (d *deleter) finish(ctx context.Context) error {
+	var err error
+	if len(d.pending) > 0 && d.failed() == nil {
+		err = d.send(ctx, d.pending)
+		d.pending = nil
+	}
+	d.wg.Wait()
+	if ferr := d.failed(); ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	return d.commitDone(ctx)
 }
 
 func (d *deleter) deleteBatch(ctx context.Context, batch []idRef) error {
@@ -169,20 +230,22 @@ func (d *deleter) deleteBatch(ctx context.Context, batch []idRef) error {
 	for _, rr := range res {
 		byID[int64(rr.ID)] = rr
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, r := range batch {
 		rr, ok := byID[r.id]
 		u := r.u
 		u.remaining--
 		switch {
 		case !ok:
-			d.reject(u, "", "Marketo returned no result for lead "+strconv.FormatInt(r.id, 10))
+			u.reject("", "Marketo returned no result for lead "+strconv.FormatInt(r.id, 10))
 		case rr.Status == "removed":
 		default:
 			code, reason := rr.reason()
 			// Not in list (1015) and a lead that no longer exists (1004)
 			// leave the person off the list, which is what was asked.
 			if code != "1015" && code != "1004" {
-				d.reject(u, code, reason)
+				u.reject(code, reason)
 			}
 		}
 		if u.remaining == 0 {
@@ -192,19 +255,23 @@ func (d *deleter) deleteBatch(ctx context.Context, batch []idRef) error {
 	return nil
 }
 
-func (d *deleter) reject(u *unit, code, reason string) {
+// reject marks a unit rejected with the first reason it met.
+func (u *unit) reject(code, reason string) {
 	if u.rejected {
 		return
 	}
 	u.rejected, u.code, u.reason = true, code, reason
 }
 
+// commitDone commits the outcomes of the units answered so far.
 func (d *deleter) commitDone(ctx context.Context) error {
-	if len(d.done) == 0 {
-		return nil
-	}
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
+	d.mu.Lock()
+	done := d.done
+	d.done = nil
 	var outs []Outcome
-	for _, u := range d.done {
+	for _, u := range done {
 		for _, i := range u.members {
 			m := d.members[i]
 			o := Outcome{Key: m.Key, LeadID: m.LeadID, Status: Confirmed}
@@ -217,7 +284,10 @@ func (d *deleter) commitDone(ctx context.Context) error {
 			outs = append(outs, o)
 		}
 	}
-	d.done = d.done[:0]
+	d.mu.Unlock()
+	if len(outs) == 0 {
+		return nil
+	}
 	if err := d.commit(ctx, outs); err != nil {
 		return &commitError{err}
 	}
@@ -272,7 +342,7 @@ func (d *deleter) lookup(ctx context.Context, lookup string, batch []*unit) erro
 	for _, u := range batch {
 		// filterValues is comma-separated, with no quoting.
 		if strings.Contains(u.key, ",") {
-			d.reject(u, "", "the "+lookup+" value contains a comma, which Marketo's lookup cannot search for")
+			u.reject("", "the "+lookup+" value contains a comma, which Marketo's lookup cannot search for")
 			continue
 		}
 		ask = append(ask, u)
@@ -290,7 +360,7 @@ func (d *deleter) lookup(ctx context.Context, lookup string, batch []*unit) erro
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Code == "1003" {
 		if len(ask) == 1 {
-			d.reject(ask[0], ae.Code, ae.Message)
+			ask[0].reject(ae.Code, ae.Message)
 			return nil
 		}
 		half := len(ask) / 2

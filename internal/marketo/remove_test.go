@@ -2,6 +2,7 @@ package marketo_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -251,4 +252,24 @@ func TestListMembers(t *testing.T) {
 			require.ErrorIs(t, err, marketo.ErrListNotFound)
 		})
 	}
+}
+
+// TestRemoveCommitErrorStops: an error from commit stops the removal, is
+// returned as is, and no DELETE starts after it.
+func TestRemoveCommitErrorStops(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) { c.MaxConcurrency = 1 }})
+	keys := emails("s", 1500)
+	list, ids := seedList(t, b.em, keys)
+	members := make([]marketo.Member, len(keys))
+	for i, k := range keys {
+		members[i] = marketo.Member{Key: k, LeadID: ids[i]}
+	}
+	boom := errors.New("state store down")
+	calls := 0
+	err := b.c.RemoveFromList(t.Context(), marketo.RemoveParams{ListID: list, Members: members},
+		func(context.Context, []marketo.Outcome) error { calls++; return boom })
+	require.Same(t, boom, err)
+	require.Equal(t, 1, calls)
+	require.Len(t, b.em.ListMemberIDs(list), 1200)
 }
