@@ -570,6 +570,22 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestNoDefaultCredentials checks that a missing credentials setup is
+// reported as an authentication problem when New runs, not at the first
+// query. It cannot run in parallel: it empties the environment ADC reads.
+func TestNoDefaultCredentials(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	wh, err := bigquerywh.New(t.Context(), bigquerywh.Config{Project: project})
+	if err == nil {
+		_ = wh.Close()
+		t.Skip("Application Default Credentials are available here (a metadata server?)")
+	}
+	require.ErrorIs(t, err, warehouse.ErrAuth)
+	require.ErrorContains(t, err, "default credentials")
+}
+
 func TestClosedWarehouse(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bigquerytest.Config{})

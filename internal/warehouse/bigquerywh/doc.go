@@ -37,7 +37,10 @@
 // and is also sent as the job's timeout (jobTimeoutMs), so that BigQuery
 // stops a runaway job itself instead of leaving it running, and billed,
 // after listsync gave up. Setting a job timeout makes the client create the
-// job with jobs.insert rather than jobs.query; both paths are tested.
+// job with jobs.insert rather than jobs.query; both paths are tested. Give
+// every model a timeout: the client retries refused connections and 5xx
+// answers until its context ends, so without a deadline an unreachable
+// BigQuery stalls a run instead of failing it.
 //
 // # Models are read-only
 //

@@ -55,17 +55,14 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	// only read by the first call to Next. Read the first row now so that
 	// Columns is valid when Query returns; a result without rows still
 	// answers its schema.
-	switch err := it.Next(&r.raw); {
-	case errors.Is(err, iterator.Done):
-		r.done = true
-		r.cancel()
-	case err != nil:
+	err = it.Next(&r.raw)
+	empty := errors.Is(err, iterator.Done)
+	if err != nil && !empty {
 		err = mapError(qctx, p, err)
 		cancel()
 		return nil, err
-	default:
-		r.buffered = true
 	}
+	r.buffered = !empty
 	r.schema = it.Schema
 	r.cols = make([]string, len(r.schema))
 	for i, f := range r.schema {
@@ -73,6 +70,9 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	}
 	r.vals = make([]any, len(r.schema))
 	log.Debug("query result ready", zap.Uint64("total_rows", it.TotalRows), zap.Strings("columns", r.cols))
+	if empty {
+		r.finish(nil)
+	}
 	return r, nil
 }
 

@@ -29,6 +29,7 @@ package bigquerytest
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -242,6 +243,27 @@ func (f *Fake) token(w http.ResponseWriter, body []byte) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = io.WriteString(w, `{"error":"invalid_grant","error_description":"Invalid grant: expected a JWT bearer assertion."}`)
+		return
+	}
+	// The assertion is a JWT signed with the key; the fake cannot check
+	// the signature but checks the claims the service would.
+	var claims struct {
+		Iss   string `json:"iss"`
+		Aud   string `json:"aud"`
+		Scope string `json:"scope"`
+		Exp   int64  `json:"exp"`
+	}
+	parts := strings.Split(form.Get("assertion"), ".")
+	var payload []byte
+	if len(parts) == 3 {
+		payload, err = base64.RawURLEncoding.DecodeString(parts[1])
+	}
+	if len(parts) != 3 || err != nil || json.Unmarshal(payload, &claims) != nil ||
+		claims.Iss == "" || claims.Aud == "" || claims.Exp < time.Now().Unix() ||
+		!(strings.Contains(claims.Scope, "/auth/bigquery") || strings.Contains(claims.Scope, "/auth/cloud-platform")) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":"invalid_grant","error_description":"Invalid JWT: expected iss, aud, an unexpired exp and a BigQuery scope."}`)
 		return
 	}
 	tok := f.cfg.Token
