@@ -370,7 +370,7 @@ func kindOf(e *pgconn.PgError) error {
 	case strings.HasPrefix(code, "28"): // invalid_authorization_specification, invalid_password
 		return warehouse.ErrAuth
 	case strings.HasPrefix(code, "08"), // connection_exception
-		code == "3D000",                // invalid_catalog_name: the database does not exist
+		code == "3D000",                                   // invalid_catalog_name: the database does not exist
 		code == "57P01", code == "57P02", code == "57P03", // shutdown, crash, cannot connect now
 		code == "53300": // too_many_connections
 		return warehouse.ErrConnect
