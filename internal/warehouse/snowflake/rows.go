@@ -30,7 +30,7 @@ type column struct {
 
 // fetched is one result chunk, decoded into Arrow records by gosnowflake.
 type fetched struct {
-	recs []arrow.Record
+	recs []arrow.RecordBatch
 	err  error
 }
 
@@ -51,10 +51,10 @@ type rows struct {
 	chunks  chan fetched
 	fetcher chan struct{} // closed when the fetching goroutine has ended
 
-	recs    []arrow.Record // the chunk being read
-	recIdx  int            // next record of recs
-	cur     arrow.Record   // the record being read
-	row     int            // next row of cur
+	recs    []arrow.RecordBatch // the chunk being read
+	recIdx  int                 // next record of recs
+	cur     arrow.RecordBatch   // the record being read
+	row     int                 // next row of cur
 	readers []func(int) (any, error)
 	vals    []any
 	err     error
@@ -114,7 +114,7 @@ func (r *rows) fetch(batches []*sf.ArrowBatch) {
 	}
 }
 
-func release(recs []arrow.Record) {
+func release(recs []arrow.RecordBatch) {
 	for _, rec := range recs {
 		rec.Release()
 	}
@@ -174,7 +174,7 @@ func (r *rows) Next() bool {
 
 // bind makes rec the record being read and picks a reader for each of its
 // columns.
-func (r *rows) bind(rec arrow.Record) error {
+func (r *rows) bind(rec arrow.RecordBatch) error {
 	if int(rec.NumCols()) != len(r.cols) {
 		return warehouse.NewError(warehouse.ErrConnect, name, r.p,
 			fmt.Sprintf("a result chunk has %d columns, the result %d", rec.NumCols(), len(r.cols)), nil)

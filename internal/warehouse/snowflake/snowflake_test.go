@@ -518,3 +518,45 @@ func closedPort(t *testing.T) int {
 	require.NoError(t, l.Close())
 	return port
 }
+
+func TestQueryWideNumbers(t *testing.T) {
+	t.Parallel()
+	srv := snowflaketest.NewServer(t, snowflaketest.Config{})
+	// Values beyond 64 bits make Snowflake send the chunk's column as a
+	// 128-bit decimal.
+	srv.Register("SELECT wide", snowflaketest.Rows(
+		[]snowflaketest.Column{
+			{Name: "BIG", Type: snowflaketest.Fixed, Precision: 38},
+			{Name: "BIG_DECIMAL", Type: snowflaketest.Fixed, Precision: 38, Scale: 2},
+		},
+		[][]any{
+			{"123456789012345678901234", "12345678901234567890.50"},
+			{int64(42), "7.00"},
+			{nil, nil},
+		}))
+	w := newWarehouse(t, srv, nil)
+	_, rows, err := readAll(t, w, &warehouse.QueryParams{SQL: "SELECT wide"})
+	require.NoError(t, err)
+	require.Equal(t, [][]any{
+		{1.2345678901234568e23, 1.2345678901234567e19},
+		{int64(42), int64(7)},
+		{nil, nil},
+	}, rows)
+}
+
+func TestSessionTokenRenewal(t *testing.T) {
+	t.Parallel()
+	srv := snowflaketest.NewServer(t, snowflaketest.Config{FirstChunkRows: 10, ChunkRows: 100})
+	srv.Register("SELECT * FROM people", typedResult(1000))
+	w := newWarehouse(t, srv, func(c *snowflake.Config) { c.MaxOpenConns = 1 })
+	for range 2 {
+		_, rows, err := readAll(t, w, &warehouse.QueryParams{SQL: "SELECT * FROM people"})
+		require.NoError(t, err)
+		require.Len(t, rows, 1000)
+		// An hour passes: the session token expires, the master token
+		// renews it without a new login.
+		srv.ExpireSessionTokens()
+	}
+	require.Len(t, srv.Logins(), 1)
+	require.EqualValues(t, 1, srv.Stats().TokenRenewals)
+}

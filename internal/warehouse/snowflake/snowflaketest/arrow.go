@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -167,35 +169,68 @@ func badValue(i int, v any) error {
 func buildFixed(mem memory.Allocator, col Column, vals []any) (arrow.Array, error) {
 	scale := col.scale()
 	ints := make([]int64, len(vals))
+	bigs := make([]*big.Int, len(vals))
 	valid := make([]bool, len(vals))
 	lo, hi := int64(0), int64(0)
+	wide := false
+	mult := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
 	for i, v := range vals {
 		if v == nil {
 			continue
 		}
-		var x int64
+		var x *big.Int
 		switch v := v.(type) {
 		case int64:
-			x = v
-			for range scale {
-				x *= 10
-			}
+			x = big.NewInt(v)
+			x.Mul(x, mult)
 		case int:
-			x = int64(v)
-			for range scale {
-				x *= 10
-			}
+			x = big.NewInt(int64(v))
+			x.Mul(x, mult)
 		case float64:
-			x = int64(math.Round(v * math.Pow10(scale)))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, badValue(i, v)
+			}
+			// Rounded to the scale, as Snowflake stores it.
+			r, _ := new(big.Rat).SetString(strconv.FormatFloat(v, 'f', scale, 64))
+			x = r.Mul(r, new(big.Rat).SetInt(mult)).Num()
+		case string:
+			// Decimal text, for values beyond float64's precision.
+			r, ok := new(big.Rat).SetString(v)
+			if !ok {
+				return nil, badValue(i, v)
+			}
+			r.Mul(r, new(big.Rat).SetInt(mult))
+			if !r.IsInt() {
+				return nil, fmt.Errorf("row %d: %s has more than %d decimals", i, v, scale)
+			}
+			x = r.Num()
 		default:
 			return nil, badValue(i, v)
 		}
-		ints[i], valid[i] = x, true
-		lo, hi = min(lo, x), max(hi, x)
+		valid[i] = true
+		bigs[i] = x
+		if !x.IsInt64() {
+			wide = true
+			continue
+		}
+		ints[i] = x.Int64()
+		lo, hi = min(lo, ints[i]), max(hi, ints[i])
 	}
 	// Snowflake sends the narrowest signed integer that holds every
-	// unscaled value of the chunk (physical types SB1, SB2, SB4, SB8).
+	// unscaled value of the chunk (physical types SB1, SB2, SB4, SB8), and
+	// a 128-bit decimal (SB16) when one does not fit in 64 bits.
 	switch {
+	case wide:
+		b := array.NewDecimal128Builder(mem, &arrow.Decimal128Type{Precision: int32(col.precision()), Scale: int32(scale)})
+		defer b.Release()
+		for i, x := range bigs {
+			if !valid[i] {
+				b.AppendNull()
+				continue
+			}
+			b.Append(decimal128.FromBigInt(x))
+		}
+		return b.NewArray(), nil
 	case lo >= math.MinInt8 && hi <= math.MaxInt8:
 		b := array.NewInt8Builder(mem)
 		defer b.Release()

@@ -11,8 +11,10 @@ type Type string
 
 // The column types the fake can serve.
 const (
-	// Fixed is NUMBER(p,s). Values are int64 when Scale is 0, float64
-	// otherwise (sent as the unscaled integer, as Snowflake does).
+	// Fixed is NUMBER(p,s). Values are int64, int, float64 (rounded to the
+	// scale) or decimal text such as "123456789012345678901234.5" for values
+	// beyond those types. Snowflake sends the unscaled integers, in 8 to 64
+	// bits, or as a 128-bit decimal when one does not fit in 64.
 	Fixed Type = "fixed"
 	// Real is FLOAT/DOUBLE. Values are float64.
 	Real Type = "real"

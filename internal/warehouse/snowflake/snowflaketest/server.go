@@ -102,6 +102,9 @@ type Stats struct {
 	OpenSessions int64
 	// ClosedSessions is the number of sessions closed by the client.
 	ClosedSessions int64
+	// TokenRenewals is the number of session tokens renewed with a master
+	// token.
+	TokenRenewals int64
 }
 
 // Server is a running fake Snowflake.
@@ -136,6 +139,7 @@ type Server struct {
 	telemetry     atomic.Int64
 	heartbeats    atomic.Int64
 	closed        atomic.Int64
+	renewals      atomic.Int64
 }
 
 type session struct {
@@ -143,16 +147,16 @@ type session struct {
 	token, master                     string
 	role, warehouse, database, schema string
 	open                              bool
+	expired                           bool // the session token has expired; the master token renews it
 }
 
 type query struct {
-	id        string
-	res       *Result
-	ready     time.Time
-	canceled  bool
-	session   *session
-	chunkKey  string
-	firstRows int
+	id       string
+	res      *Result
+	ready    time.Time
+	canceled bool
+	session  *session
+	chunkKey string
 }
 
 // NewServer starts a fake Snowflake that is closed when the test ends. At
@@ -274,6 +278,18 @@ func (s *Server) Stats() Stats {
 		Heartbeats:          s.heartbeats.Load(),
 		OpenSessions:        int64(open),
 		ClosedSessions:      s.closed.Load(),
+		TokenRenewals:       s.renewals.Load(),
+	}
+}
+
+// ExpireSessionTokens makes every open session's token expire, as Snowflake
+// session tokens do after an hour: the next request with one is answered
+// with code 390112, and the driver must renew it with its master token.
+func (s *Server) ExpireSessionTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, se := range s.sessions {
+		se.expired = true
 	}
 }
 
@@ -542,6 +558,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*session, bo
 			"data":    nil,
 			"code":    "390111",
 			"message": "Session no longer exists.  New login required to access the service.",
+			"success": false,
+		})
+		return nil, false
+	}
+	s.mu.Lock()
+	expired := se.expired
+	s.mu.Unlock()
+	if expired {
+		writeJSON(w, map[string]any{
+			"data":    nil,
+			"code":    "390112",
+			"message": "Your session has expired. Please login again.",
 			"success": false,
 		})
 		return nil, false
@@ -861,10 +889,17 @@ func (s *Server) handleTokenRequest(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"data": nil, "code": "390114", "message": "Authentication token has expired.  The user must authenticate again.", "success": false})
 		return
 	}
+	if req.OldSessionToken != se.token || req.RequestType != "RENEW" {
+		s.mu.Unlock()
+		writeJSON(w, map[string]any{"data": nil, "code": "390104", "message": "Invalid renew request.", "success": false})
+		return
+	}
 	delete(s.sessions, se.token)
 	se.token = "ver:1-hint:" + randomToken()
+	se.expired = false
 	s.sessions[se.token] = se
 	s.mu.Unlock()
+	s.renewals.Add(1)
 	writeJSON(w, map[string]any{
 		"data":    map[string]any{"sessionToken": se.token, "validityInSecondsST": 3600, "masterToken": se.master, "validityInSecondsMT": 14400, "sessionId": se.id},
 		"code":    nil,
