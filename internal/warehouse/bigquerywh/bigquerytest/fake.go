@@ -302,7 +302,7 @@ func (f *Fake) query(w http.ResponseWriter, r *http.Request, project string, bod
 		invalid(w, "bigquerytest: legacy SQL is not supported; set useLegacySql to false")
 		return
 	}
-	j, e := f.newJob(project, "", req.Location, req.Query, nil)
+	j, e := f.newJob(jobSpec{project: project, location: req.Location, sql: req.Query})
 	if e != nil {
 		writeError(w, *e, "other")
 		return
@@ -326,49 +326,60 @@ func (f *Fake) query(w http.ResponseWriter, r *http.Request, project string, bod
 	f.writePage(w, r, j, "bigquery#queryResponse", 0, max, req.FormatOptions.UseInt64Timestamp)
 }
 
-// newJob looks sql up and creates its job. A registered or missing-result
-// error is returned instead when failed is nil; otherwise the job is created
-// failed and the error stored in it.
-func (f *Fake) newJob(project, id, location, sql string, failed *bool) (*job, *Error) {
+// jobSpec is what a request asks of a new job.
+type jobSpec struct {
+	project, id, location, sql string
+	config                     json.RawMessage
+	// keepFailed creates a job that failed with the query's error, as
+	// jobs.insert does, instead of failing the request, as jobs.query does.
+	keepFailed bool
+}
+
+// newJob looks the SQL up and creates its job. It returns the error to
+// answer instead: the query's (see jobSpec.keepFailed) or a duplicate ID.
+func (f *Fake) newJob(s jobSpec) (*job, *Error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	res, ok := f.results[sql]
+	if s.location == "" {
+		s.location = f.cfg.Location
+	}
+	if s.id == "" {
+		f.nextID++
+		s.id = fmt.Sprintf("job_fake%06d", f.nextID)
+	} else if _, dup := f.jobs[s.project+"/"+s.id]; dup {
+		return nil, &Error{Code: http.StatusConflict, Reason: "duplicate",
+			Message: fmt.Sprintf("Already Exists: Job %s:%s.%s", s.project, s.location, s.id)}
+	}
+	res, ok := f.results[s.sql]
 	var jerr *Error
 	if !ok {
-		e, found := f.errs[sql]
+		e, found := f.errs[s.sql]
 		if !found {
 			e = Error{
 				Code:    http.StatusBadRequest,
 				Reason:  "invalidQuery",
-				Message: "bigquerytest: no result is registered for this query: " + sql,
+				Message: "bigquerytest: no result is registered for this query: " + s.sql,
 			}
 		}
-		if failed == nil || e.Request {
+		if !s.keepFailed || e.Request {
 			return nil, &e
 		}
 		jerr = &e
-		*failed = true
-	}
-	if id == "" {
-		f.nextID++
-		id = fmt.Sprintf("job_fake%06d", f.nextID)
-	}
-	if location == "" {
-		location = f.cfg.Location
 	}
 	j := &job{
-		project:  project,
-		id:       id,
-		location: location,
-		sql:      sql,
+		project:  s.project,
+		id:       s.id,
+		location: s.location,
+		sql:      s.sql,
 		res:      res,
 		err:      jerr,
+		config:   s.config,
 		created:  time.Now(),
 	}
 	if res != nil {
 		j.pending = res.Pending
 	}
-	f.jobs[project+"/"+id] = j
+	f.jobs[s.project+"/"+s.id] = j
 	return j, nil
 }
 
@@ -551,23 +562,18 @@ func (f *Fake) insert(w http.ResponseWriter, project string, body []byte) {
 		f.dryRun(w, project, req.JobReference.Location, cfg.Query.Query, req.Configuration)
 		return
 	}
-	if id := req.JobReference.JobID; id != "" {
-		f.mu.Lock()
-		_, dup := f.jobs[project+"/"+id]
-		f.mu.Unlock()
-		if dup {
-			writeError(w, Error{Code: http.StatusConflict, Reason: "duplicate",
-				Message: fmt.Sprintf("Already Exists: Job %s:%s.%s", project, req.JobReference.Location, id)}, "other")
-			return
-		}
-	}
-	var failed bool
-	j, e := f.newJob(project, req.JobReference.JobID, req.JobReference.Location, cfg.Query.Query, &failed)
+	j, e := f.newJob(jobSpec{
+		project:    project,
+		id:         req.JobReference.JobID,
+		location:   req.JobReference.Location,
+		sql:        cfg.Query.Query,
+		config:     req.Configuration,
+		keepFailed: true,
+	})
 	if e != nil {
 		writeError(w, *e, "other")
 		return
 	}
-	j.config = req.Configuration
 	writeJSON(w, f.jobResource(j))
 }
 

@@ -170,6 +170,12 @@ func TestWireFormat(t *testing.T) {
 	code, res = get(t, url+"/bigquery/v2/projects/p/jobs/mine?location=EU")
 	require.Equal(t, 200, code)
 	require.Equal(t, "p:EU.mine", res["id"])
+	code, res = post(t, url+"/bigquery/v2/projects/p/jobs", map[string]any{
+		"jobReference":  map[string]any{"projectId": "p", "jobId": "mine", "location": "EU"},
+		"configuration": map[string]any{"query": map[string]any{"query": "SELECT n", "useLegacySql": false}},
+	})
+	require.Equal(t, 409, code, "job IDs are unique")
+	require.Equal(t, "ALREADY_EXISTS", res["error"].(map[string]any)["status"])
 
 	// A failed job is created, and its error answered by getQueryResults.
 	code, res = post(t, url+"/bigquery/v2/projects/p/jobs", map[string]any{
