@@ -300,9 +300,12 @@ func (a *adder) restBatch(ctx context.Context, b restBatch) error {
 		switch {
 		case (rr.Status == "created" || rr.Status == "updated") && rr.ID > 0:
 			id := int64(rr.ID)
-			if _, seen := byID[id]; !seen {
-				ids = append(ids, id)
+			if _, seen := byID[id]; seen {
+				// Distinct keys cannot be one lead: the results are not in
+				// input order after all.
+				return fmt.Errorf("creating or updating leads: lead %d answered for two distinct keys", id)
 			}
+			ids = append(ids, id)
 			byID[id] = append(byID[id], i)
 		case rr.Status == "created" || rr.Status == "updated":
 			outs[i] = Outcome{Status: Rejected, Reason: "Marketo " + rr.Status + " the lead without returning its id"}

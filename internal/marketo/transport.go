@@ -214,8 +214,8 @@ func (c *Client) call(ctx context.Context, r *request) (*envelope, error) {
 			c.lim.pause(pause)
 		}
 		c.log.Debug("retrying marketo call", zap.String("endpoint", r.label), zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(err))
-		if err := sleepCtx(ctx, d); err != nil {
-			return nil, err
+		if serr := sleepCtx(ctx, d); serr != nil {
+			return nil, fmt.Errorf("%w (while waiting to retry after: %v)", serr, err)
 		}
 	}
 }
