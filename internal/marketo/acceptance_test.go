@@ -318,3 +318,31 @@ func TestContextCancel(t *testing.T) {
 	require.Len(t, col.outs, 300)
 	require.Len(t, memberEmails(b.em, list), 300)
 }
+
+// TestLimitsSharedWithOthers: when other integrations spend the instance's
+// budget (here: the client is configured for more than the instance
+// allows), Marketo answers 606 and 615; the client backs off, holds its other
+// calls back, and still completes the work exactly.
+func TestLimitsSharedWithOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{
+		em: emulator.Config{CallsPer20s: 4, MaxConcurrency: 2, Latency: 10 * time.Millisecond},
+		client: func(c *marketo.Config) {
+			c.CallsPer20s = 40
+			c.MaxConcurrency = 5
+			c.MaxAttempts = -1 // until the context ends
+			c.BackoffMax = 100 * time.Millisecond
+			c.BulkAddMinRows = 1_000_000
+			c.ExtractMinRows = 1_000_000
+		},
+	})
+	w := newWorkload(t, b.em, "o", 100, 1500, 1500)
+	b.em.ResetStats()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	require.NoError(t, w.run(ctx, b.c))
+	w.requireExact(t, b.em)
+	st := b.em.Stats()
+	t.Logf("calls %d, rejected %v", st.CallsTotal, st.Rejected)
+	require.Positive(t, st.Rejected["606"]+st.Rejected["615"], "the instance pushed back")
+}
