@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,11 +202,32 @@ func TestTimeoutIsSentAsJobTimeout(t *testing.T) {
 		}
 	}
 	require.NoError(t, json.Unmarshal(ins[0].Body, &job))
-	require.Equal(t, "90000", job.Configuration.JobTimeoutMs)
+	ms, err := strconv.Atoi(job.Configuration.JobTimeoutMs)
+	require.NoError(t, err)
+	require.InDelta(t, 90_000, ms, 5_000, "the time left of the 90s timeout")
 	require.Equal(t, sql, job.Configuration.Query.Query)
 	require.Equal(t, "EU", job.JobReference.Location)
 	require.NotNil(t, job.Configuration.Query.UseLegacySQL)
 	require.False(t, *job.Configuration.Query.UseLegacySQL)
+}
+
+func TestContextDeadlineIsSentAsJobTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bigquerytest.Config{})
+	const sql = "SELECT email, n FROM crm.users"
+	b.fake.AddResult(sql, emailRows(3))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	rows, err := b.wh.Query(ctx, &warehouse.QueryParams{SQL: sql, Timeout: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, rows.Close())
+	ins := requests(b.fake, http.MethodPost, "/jobs")
+	require.Len(t, ins, 1)
+	var job struct{ Configuration struct{ JobTimeoutMs string } }
+	require.NoError(t, json.Unmarshal(ins[0].Body, &job))
+	ms, err := strconv.Atoi(job.Configuration.JobTimeoutMs)
+	require.NoError(t, err)
+	require.InDelta(t, 30_000, ms, 5_000, "the caller's deadline is nearer than the model's timeout")
 }
 
 func TestTypesAndNulls(t *testing.T) {

@@ -33,8 +33,9 @@
 // "[start, end)"; NULL nil. REPEATED and RECORD (STRUCT, ARRAY) values become
 // their JSON text, with RECORD fields in schema order.
 //
-// A positive QueryParams.Timeout bounds the whole query through the context
-// and is also sent as the job's timeout (jobTimeoutMs), so that BigQuery
+// A positive QueryParams.Timeout bounds the whole query through the context,
+// and the time left before the query's deadline (from the timeout or the
+// caller's context) is also sent as the job's timeout (jobTimeoutMs), so that BigQuery
 // stops a runaway job itself instead of leaving it running, and billed,
 // after listsync gave up. Setting a job timeout makes the client create the
 // job with jobs.insert rather than jobs.query; both paths are tested. Give

@@ -19,8 +19,9 @@ import (
 // Query runs p.SQL as a standard SQL query job and streams its rows, one
 // REST page at a time. The model is refused before it runs when it is not a
 // single read-only query. A positive p.Timeout bounds the whole query, rows
-// included, and is also sent to BigQuery as the job timeout so that the
-// service stops a runaway job itself.
+// included; the time left before the query's deadline (from p.Timeout or
+// ctx) is also sent to BigQuery as the job timeout, so that the service stops
+// a runaway job itself.
 func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (warehouse.Rows, error) {
 	if err := warehouse.CheckParams(Name, warehouse.DialectBigQuery, p); err != nil {
 		return nil, err
@@ -28,16 +29,23 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	if w.closed.Load() {
 		return nil, errClosed(p)
 	}
-	qctx, cancel := context.WithCancel(ctx)
+	var qctx context.Context
+	var cancel context.CancelFunc
 	if p.Timeout > 0 {
 		qctx, cancel = context.WithTimeout(ctx, p.Timeout)
+	} else {
+		qctx, cancel = context.WithCancel(ctx)
 	}
 	q := w.client.Query(p.SQL)
 	q.Location = w.location
-	if p.Timeout > 0 {
-		// A job timeout takes the client off its jobs.query fast path: it
-		// creates the job with jobs.insert and polls jobs.getQueryResults.
-		q.JobTimeout = p.Timeout
+	if dl, ok := qctx.Deadline(); ok {
+		// BigQuery stops the job itself when listsync's deadline passes,
+		// rather than running (and billing) it to the end. A job timeout
+		// takes the client off its jobs.query fast path: it creates the job
+		// with jobs.insert and polls jobs.getQueryResults.
+		if left := time.Until(dl).Truncate(time.Millisecond); left > 0 {
+			q.JobTimeout = left
+		}
 	}
 	log := w.log.With(zap.String("model", p.Model))
 	log.Debug("running query", zap.String("location", w.location), zap.Duration("timeout", p.Timeout))
