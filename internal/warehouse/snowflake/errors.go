@@ -72,6 +72,8 @@ func snowflakeError(p *warehouse.QueryParams, se *sf.SnowflakeError, err error) 
 		msg += " Set the warehouse in listsync's configuration and grant the role USAGE on it."
 	case codeRoleNotAuthorized:
 		msg += " Check the role in listsync's configuration and that it is granted to the user."
+	case sf.ErrNonArrowResponseInArrowBatches:
+		msg += " Snowflake answered in JSON although the session asked for Arrow (GO_QUERY_RESULT_FORMAT=ARROW); check for a parameter forcing JSON results."
 	}
 	detail := fmt.Sprintf("Snowflake error %06d", se.Number)
 	if se.SQLState != "" {

@@ -275,7 +275,13 @@ func (w *Warehouse) query(ctx context.Context, cancel context.CancelFunc, p *war
 		_ = conn.Close()
 		return nil, mapError(ctx, p, err)
 	}
-	batches, err := drows.(sf.SnowflakeRows).GetArrowBatches()
+	sfRows, ok := drows.(sf.SnowflakeRows)
+	if !ok {
+		_ = drows.Close()
+		_ = conn.Close()
+		return nil, fmt.Errorf("gosnowflake returned rows of type %T, not SnowflakeRows", drows)
+	}
+	batches, err := sfRows.GetArrowBatches()
 	if err != nil {
 		_ = drows.Close()
 		_ = conn.Close()
@@ -283,7 +289,7 @@ func (w *Warehouse) query(ctx context.Context, cancel context.CancelFunc, p *war
 	}
 	w.logger.Debug("query started",
 		zap.String("model", p.Model),
-		zap.String("query_id", drows.(sf.SnowflakeRows).GetQueryID()),
+		zap.String("query_id", sfRows.GetQueryID()),
 		zap.Int("chunks", len(batches)),
 		zap.Duration("elapsed", time.Since(start)))
 	return newRows(ctx, cancel, p, conn, drows, batches), nil
