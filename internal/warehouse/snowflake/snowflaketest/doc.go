@@ -25,8 +25,12 @@
 //     [Config.Gzip] is set), so a result of millions of rows costs no memory
 //     in the fake. The chunk headers the query response named are required.
 //   - POST /queries/v1/abort-request, POST /session?delete=true,
-//     POST /session/heartbeat, POST /session/token-request and
-//     POST /telemetry/send.
+//     POST /session/heartbeat, POST /session/token-request (renewing a
+//     session token that [Server.ExpireSessionTokens] expired, answered
+//     390112 as Snowflake does after an hour) and POST /telemetry/send.
+//
+// The fake serves Arrow only; a login asking for JSON results fails the
+// test.
 //
 // Everything the fake receives that matters to the backend is recorded
 // (logins with their role, warehouse and session parameters, queries with

@@ -407,6 +407,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		SessionParameters: d.SessionParameters,
 		Application:       d.ClientEnvironment.Application,
 	}
+	if f, _ := d.SessionParameters["GO_QUERY_RESULT_FORMAT"].(string); strings.EqualFold(f, "json") {
+		// Snowflake would answer in JSON; this fake speaks Arrow only.
+		s.mu.Lock()
+		s.unexpected = append(s.unexpected, "login asking for JSON results (GO_QUERY_RESULT_FORMAT=JSON): the fake serves Arrow only")
+		s.mu.Unlock()
+	}
 	var fail map[string]any
 	switch {
 	case !strings.EqualFold(d.AccountName, s.cfg.Account):
