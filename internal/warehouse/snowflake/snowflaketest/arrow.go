@@ -180,11 +180,15 @@ func buildFixed(mem memory.Allocator, col Column, vals []any) (arrow.Array, erro
 		}
 		var x *big.Int
 		switch v := v.(type) {
-		case int64:
-			x = big.NewInt(v)
-			x.Mul(x, mult)
-		case int:
-			x = big.NewInt(int64(v))
+		case int64, int:
+			n := asInt64(v)
+			if scale == 0 {
+				// The common case, kept free of big numbers.
+				valid[i], ints[i] = true, n
+				lo, hi = min(lo, n), max(hi, n)
+				continue
+			}
+			x = big.NewInt(n)
 			x.Mul(x, mult)
 		case float64:
 			if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -224,11 +228,14 @@ func buildFixed(mem memory.Allocator, col Column, vals []any) (arrow.Array, erro
 		b := array.NewDecimal128Builder(mem, &arrow.Decimal128Type{Precision: int32(col.precision()), Scale: int32(scale)})
 		defer b.Release()
 		for i, x := range bigs {
-			if !valid[i] {
+			switch {
+			case !valid[i]:
 				b.AppendNull()
-				continue
+			case x == nil:
+				b.Append(decimal128.FromI64(ints[i]))
+			default:
+				b.Append(decimal128.FromBigInt(x))
 			}
-			b.Append(decimal128.FromBigInt(x))
 		}
 		return b.NewArray(), nil
 	case lo >= math.MinInt8 && hi <= math.MaxInt8:
@@ -248,6 +255,14 @@ func buildFixed(mem memory.Allocator, col Column, vals []any) (arrow.Array, erro
 		defer b.Release()
 		return appendNulls(b, ints, valid, func(x int64) { b.Append(x) })
 	}
+}
+
+// asInt64 returns v, an int64 or an int, as an int64.
+func asInt64(v any) int64 {
+	if n, ok := v.(int); ok {
+		return int64(n)
+	}
+	return v.(int64)
 }
 
 func appendNulls(b array.Builder, ints []int64, valid []bool, appendInt func(int64)) (arrow.Array, error) {
