@@ -170,8 +170,9 @@ type Warehouse struct {
 	CredentialsFile string `yaml:"credentials_file"`
 	Endpoint        string `yaml:"endpoint"`
 
-	// QueryTimeout bounds one model query; zero leaves it to the sync's
-	// timeout.
+	// QueryTimeout (Snowflake) is set as the sessions' statement timeout,
+	// a bound Snowflake enforces even if listsync dies mid-query; zero
+	// leaves it to the sync's timeout.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 
 	pos positions

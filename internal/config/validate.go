@@ -125,7 +125,7 @@ func (w *Warehouse) validate(v *validator, key string) {
 			}
 		}
 	}
-	snowflake := []string{"account", "user", "password", "private_key_path", "private_key", "role", "warehouse", "database", "schema", "host", "port", "protocol"}
+	snowflake := []string{"account", "user", "password", "private_key_path", "private_key", "role", "warehouse", "database", "schema", "host", "port", "protocol", "query_timeout"}
 	bigquery := []string{"project", "location", "credentials_file", "endpoint"}
 	if w.QueryTimeout < 0 {
 		v.add(w.pos.lineOf("query_timeout"), key+".query_timeout", "must not be negative")

@@ -84,7 +84,7 @@ func TestValidate(t *testing.T) {
 		{"snowflake protocol", func(c *config.Config) { setWH(c, "snow", func(w *config.Warehouse) { w.Protocol = "ftp" }) }, []string{"warehouses.snow.protocol"}},
 		{"bigquery project missing", func(c *config.Config) { setWH(c, "bq", func(w *config.Warehouse) { w.Project = "" }) }, []string{"warehouses.bq.project", "required for a bigquery warehouse"}},
 		{"bigquery endpoint", func(c *config.Config) { setWH(c, "bq", func(w *config.Warehouse) { w.Endpoint = "not a url" }) }, []string{"warehouses.bq.endpoint", "not a URL"}},
-		{"negative query timeout", func(c *config.Config) { setWH(c, "pg", func(w *config.Warehouse) { w.QueryTimeout = -time.Second }) }, []string{"warehouses.pg.query_timeout"}},
+		{"negative query timeout", func(c *config.Config) { setWH(c, "snow", func(w *config.Warehouse) { w.QueryTimeout = -time.Second }) }, []string{"warehouses.snow.query_timeout"}},
 		{"marketo endpoint missing", func(c *config.Config) { c.Marketo.Endpoint = "" }, []string{"line 8", "marketo.endpoint", "required"}},
 		{"marketo endpoint http", func(c *config.Config) { c.Marketo.Endpoint = "http://123-ABC-456.mktorest.com" }, []string{"marketo.endpoint", "https is required unless the host is loopback"}},
 		{"marketo endpoint path", func(c *config.Config) { c.Marketo.Endpoint = "https://x.mktorest.com/rest/v1" }, []string{"marketo.endpoint", "without the path"}},

@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/listsync/listsync/internal/state"
+	listsync "github.com/listsync/listsync/internal/sync"
+)
+
+const runHelp = `
+Runs the named syncs once, one after another (all of them when none is
+named), and prints one line per run. Each run reads its model, diffs it with
+what Marketo has confirmed, and pushes the adds, removes and field updates.
+A run that would remove more than the sync's max_remove_fraction of the list,
+or that finds the model empty while the list has members, stops before
+touching Marketo; --allow-removals lets it through.
+
+Exit status: 0 when every run succeeded, 1 when one failed.`
+
+type runFlags struct {
+	*commonFlags
+	fullResync    bool
+	allowRemovals bool
+	json          bool
+}
+
+func newRunFlags(fs *flag.FlagSet) *runFlags {
+	f := &runFlags{commonFlags: newCommonFlags(fs)}
+	fs.BoolVar(&f.fullResync, "full-resync", false, "read each list's membership from Marketo before diffing")
+	fs.BoolVar(&f.allowRemovals, "allow-removals", false, "let runs pass the removal guard (empty model, max_remove_fraction)")
+	fs.BoolVar(&f.json, "json", false, "print the run records as JSON")
+	return f
+}
+
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f := newRunFlags(fs)
+	pos, err := e.parse("run", fs, args)
+	if err != nil {
+		return err
+	}
+	l, err := e.loadConfig(f.config)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	syncs, err := syncsNamed(l.cfg, pos)
+	if err != nil {
+		return err
+	}
+	log, err := e.newLogger(f.commonFlags, zapcore.WarnLevel, false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	a, err := e.openApp(ctx, l, log, appOptions{withEngine: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	opts := listsync.RunOptions{Trigger: state.TriggerManual, FullResync: f.fullResync, AllowRemovals: f.allowRemovals}
+	var records []runJSON
+	failed := 0
+	for _, s := range syncs {
+		if ctx.Err() != nil {
+			break
+		}
+		start := e.now()
+		var run state.Run
+		spec, err := a.spec(ctx, s)
+		if err == nil {
+			stop := e.progress(s.Name, f.json)
+			run, err = a.engine.Run(ctx, spec, opts)
+			stop()
+		}
+		if run.Sync == "" {
+			run = state.Run{Sync: s.Name, Trigger: opts.Trigger, Status: state.RunFailed, StartedAt: start, EndedAt: e.now()}
+		}
+		if err != nil {
+			failed++
+			if run.Status == "" || run.Status == state.RunSucceeded || run.Status == state.RunRunning {
+				run.Status = state.RunFailed
+			}
+			if run.Error == "" {
+				run.Error = err.Error()
+			}
+		}
+		records = append(records, toRunJSON(run))
+		if f.json {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(e.stdout, "%s: %s after %s: %s\n", s.Name, run.Status, e.now().Sub(start).Round(10*time.Millisecond), explain(err))
+			continue
+		}
+		fmt.Fprintln(e.stdout, summary(run))
+	}
+	if f.json {
+		if records == nil {
+			records = []runJSON{}
+		}
+		if err := writeJSON(e.stdout, records); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(e.stderr, "listsync run: interrupted; what Marketo confirmed so far is recorded, and the next run resumes from there")
+		return errReported
+	}
+	if failed > 0 {
+		fmt.Fprintf(e.stderr, "listsync run: %d of %d syncs failed\n", failed, len(records))
+		return errReported
+	}
+	return nil
+}
+
+// explain adds what to do to the errors a person can act on.
+func explain(err error) string {
+	msg := err.Error()
+	var ge *listsync.GuardError
+	if errors.As(err, &ge) && !strings.Contains(msg, "--allow-removals") {
+		msg += " (run again with --allow-removals if this is intended)"
+	}
+	if errors.Is(err, state.ErrLocked) {
+		msg += " (another listsync process is running this sync)"
+	}
+	return msg
+}
+
+// progress shows, on a terminal, that a long run is still going: the
+// sync's name and the elapsed time, redrawn on stderr each second. The
+// returned function stops it and clears the line.
+func (e *env) progress(name string, quiet bool) (stop func()) {
+	if quiet || !e.isTerminal(e.stderr) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		spin := []string{"|", "/", "-", "\\"}
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				fmt.Fprint(e.stderr, "\r\033[K")
+				return
+			case <-t.C:
+				fmt.Fprintf(e.stderr, "\r\033[K%s %s: running for %s", spin[i%len(spin)], name, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
