@@ -88,15 +88,34 @@ func (h *harness) Dataset(t testing.TB, ds warehousetest.Dataset) string {
 		t.Fatalf("loading %s: %v", ds.Name, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (?%s)",
-		ds.Name, strings.Join(names, ", "), strings.Repeat(", ?", len(ds.Columns))))
-	if err != nil {
-		t.Fatalf("loading %s: %v", ds.Name, err)
+	// Many rows per INSERT: under the race detector the cost is per
+	// statement more than per row.
+	const batch = 100
+	placeholders := "(?" + strings.Repeat(", ?", len(ds.Columns)) + ")"
+	insert := func(n int) *sql.Stmt {
+		stmt, err := tx.PrepareContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES %s%s",
+			ds.Name, strings.Join(names, ", "), placeholders, strings.Repeat(", "+placeholders, n-1)))
+		if err != nil {
+			t.Fatalf("loading %s: %v", ds.Name, err)
+		}
+		return stmt
 	}
-	defer stmt.Close()
-	for i := range ds.Rows {
-		if _, err := stmt.ExecContext(ctx, append([]any{int64(i)}, ds.Row(i)...)...); err != nil {
-			t.Fatalf("loading row %d of %s: %v", i, ds.Name, err)
+	full := insert(batch)
+	defer full.Close()
+	args := make([]any, 0, batch*(len(ds.Columns)+1))
+	for start := 0; start < ds.Rows; start += batch {
+		n := min(batch, ds.Rows-start)
+		args = args[:0]
+		for i := start; i < start+n; i++ {
+			args = append(append(args, int64(i)), ds.Row(i)...)
+		}
+		stmt := full
+		if n < batch {
+			stmt = insert(n)
+			defer stmt.Close()
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			t.Fatalf("loading rows %d to %d of %s: %v", start, start+n-1, ds.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
