@@ -4,8 +4,9 @@
 // # Connecting
 //
 // [New] takes a [Config]: the account, the user, and either a password or an
-// unencrypted RSA private key (key-pair authentication, which Snowflake
-// recommends for services), plus the role, warehouse, database and schema
+// RSA private key (key-pair authentication, which Snowflake recommends for
+// services; PKCS#8, unencrypted or encrypted with a passphrase as OpenSSL's
+// `pkcs8 -topk8 -v2` writes it), plus the role, warehouse, database and schema
 // the sessions use. Host, Port and Protocol override the address derived from
 // the account, for private link and for tests. New does not contact
 // Snowflake; the first query or [Warehouse.Ping] logs in. Each database/sql

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -86,8 +87,13 @@ func FuzzParsePrivateKey(f *testing.F) {
 	f.Add([]byte("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n"))
 	f.Add([]byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"))
 	f.Add([]byte("garbage"))
+	for _, name := range []string{"rsa_key.p8", "rsa_key_des3.p8", "rsa_key_aes256.p8", "rsa_key_pbes1.p8"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		require.NoError(f, err)
+		f.Add(data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		key, err := parsePrivateKey(data, "the fuzz input")
+		key, err := parsePrivateKey(data, "listsync-test", "the fuzz input")
 		if err == nil {
 			require.NotNil(t, key)
 			return

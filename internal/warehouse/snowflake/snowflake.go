@@ -47,13 +47,17 @@ type Config struct {
 	// Password authenticates the user with a password. Leave it empty for
 	// key-pair authentication.
 	Password string
-	// PrivateKeyPath is a PEM file holding the user's unencrypted RSA
-	// private key (PKCS#8 "PRIVATE KEY", or PKCS#1 "RSA PRIVATE KEY") for
-	// key-pair authentication. Encrypted keys are refused with a hint.
+	// PrivateKeyPath is a PEM file holding the user's RSA private key for
+	// key-pair authentication: PKCS#8, unencrypted ("PRIVATE KEY") or
+	// encrypted with a passphrase ("ENCRYPTED PRIVATE KEY", as
+	// `openssl pkcs8 -topk8 -v2 aes-256-cbc` or `-v2 des3` writes it), or
+	// unencrypted PKCS#1 ("RSA PRIVATE KEY").
 	PrivateKeyPath string
 	// PrivateKeyPEM is the same key given as the file's contents, for
 	// deployments that hand secrets over in memory.
 	PrivateKeyPEM []byte
+	// PrivateKeyPassphrase decrypts an encrypted private key.
+	PrivateKeyPassphrase string
 	// Role is the role the sessions use; empty means the user's default
 	// role. It should be a role that may only read (see the package
 	// documentation).
@@ -144,6 +148,8 @@ func driverConfig(cfg Config) (*sf.Config, error) {
 		problems = append(problems, "give either a password or a private key, not both")
 	case cfg.PrivateKeyPath != "" && len(cfg.PrivateKeyPEM) > 0:
 		problems = append(problems, "give the private key either as a path or as PEM text, not both")
+	case cfg.PrivateKeyPassphrase != "" && !keyGiven:
+		problems = append(problems, "a private key passphrase was given without a private key")
 	}
 	switch strings.ToLower(cfg.Protocol) {
 	case "", "https", "http":
@@ -194,9 +200,9 @@ func driverConfig(cfg Config) (*sf.Config, error) {
 		var key *rsa.PrivateKey
 		var err error
 		if cfg.PrivateKeyPath != "" {
-			key, err = loadPrivateKeyFile(cfg.PrivateKeyPath)
+			key, err = loadPrivateKeyFile(cfg.PrivateKeyPath, cfg.PrivateKeyPassphrase)
 		} else {
-			key, err = parsePrivateKey(cfg.PrivateKeyPEM, "the private key PEM")
+			key, err = parsePrivateKey(cfg.PrivateKeyPEM, cfg.PrivateKeyPassphrase, "the private key PEM")
 		}
 		if err != nil {
 			return nil, err

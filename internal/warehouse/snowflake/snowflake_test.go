@@ -487,7 +487,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"bad protocol", func(c *snowflake.Config) { c.Password, c.Protocol = "p", "ftp" }, `protocol "ftp"`},
 		{"bad port", func(c *snowflake.Config) { c.Password, c.Port = "p", 70000 }, "port 70000"},
 		{"missing key file", func(c *snowflake.Config) { c.PrivateKeyPath = filepath.Join(dir, "nope.p8") }, "nope.p8"},
-		{"encrypted key", func(c *snowflake.Config) { c.PrivateKeyPath = encPath }, "encrypted"},
+		{"encrypted key without passphrase", func(c *snowflake.Config) { c.PrivateKeyPath = encPath }, "no passphrase was given"},
+		{"passphrase without key", func(c *snowflake.Config) { c.Password, c.PrivateKeyPassphrase = "p", "SECRETSTUFF" }, "without a private key"},
 		{"garbage key", func(c *snowflake.Config) { c.PrivateKeyPath = garbagePath }, "no PEM block"},
 	}
 	for _, tt := range tests {
@@ -557,4 +558,29 @@ func TestSessionTokenRenewal(t *testing.T) {
 	}
 	require.Len(t, srv.Logins(), 1)
 	require.EqualValues(t, 1, srv.Stats().TokenRenewals)
+}
+
+func TestKeyPairAuthEncryptedKey(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("testdata", "rsa_key.p8"))
+	require.NoError(t, err)
+	block, _ := pem.Decode(data)
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	require.NoError(t, err)
+	srv := snowflaketest.NewServer(t, snowflaketest.Config{PublicKey: &key.(*rsa.PrivateKey).PublicKey})
+	for _, file := range []string{"rsa_key_des3.p8", "rsa_key_aes256.p8"} {
+		w := newWarehouse(t, srv, func(c *snowflake.Config) {
+			c.Password = ""
+			c.PrivateKeyPath = filepath.Join("testdata", file)
+			c.PrivateKeyPassphrase = "listsync-test"
+		})
+		require.NoError(t, w.Ping(t.Context()), file)
+	}
+	_, err = snowflake.New(t.Context(), snowflake.Config{
+		Account: "a", User: "u",
+		PrivateKeyPath:       filepath.Join("testdata", "rsa_key_aes256.p8"),
+		PrivateKeyPassphrase: "not-the-passphrase",
+	})
+	require.ErrorContains(t, err, "passphrase is wrong")
+	require.NotContains(t, err.Error(), "not-the-passphrase")
 }
