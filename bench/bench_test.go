@@ -216,7 +216,8 @@ Showing nodes accounting for 2.10s, 70.00% of 3s total
      0.45s 15.00% 35.00%      1.20s 40.00%  github.com/listsync/listsync/internal/warehouse/postgres.(*rows).Next
      0.30s 10.00% 45.00%      0.30s 10.00%  syscall.Syscall6
 `)
-	require.Equal(t, []string{"runtime.memmove 20.00%", "warehouse/postgres.(*rows).Next 15.00%"}, ParsePprofTop(out, 2))
+	require.Equal(t, []string{"runtime.memmove 20.00%", "warehouse/postgres.(*rows).Next 15.00%"}, ParsePprofTop(out, 2, false))
+	require.Equal(t, []string{"runtime.memmove 20.00%"}, ParsePprofTop(out, 1, true))
 }
 
 func TestParseRuns(t *testing.T) {

@@ -148,6 +148,9 @@ func (b *Bench) caseDiff(ctx context.Context) (Section, error) {
 				b.logf("  repeat %d: floor %s, plan %s (%s peak)", i+1, fmtDur(fm.Wall), fmtDur(pm.Wall), fmtMB(pm.MaxRSS))
 				floors, plans = append(floors, fm), append(plans, pm)
 			}
+			if err := b.profiled(ctx, fmt.Sprintf("plan N=%d", n), s, "plan", "diff", "--json"); err != nil {
+				return err
+			}
 			if calls := Since(before, em.Stats()); calls.Total > 0 {
 				sec.Notes = append(sec.Notes, fmt.Sprintf("Note: `listsync plan` made %d Marketo API calls at N=%s (%s); a plan should touch neither Marketo nor the state.",
 					calls.Total, fmtInt(n), calls.endpointSummary()))

@@ -232,12 +232,12 @@ func pprofTop(ctx context.Context, path, sampleIndex string, n int) string {
 	if err != nil {
 		return "(pprof failed)"
 	}
-	return strings.Join(ParsePprofTop(out, n), ", ")
+	return strings.Join(ParsePprofTop(out, n, false), ", ")
 }
 
 // ParsePprofTop reads `go tool pprof -top` output and returns up to n
-// entries as "function flat%".
-func ParsePprofTop(out []byte, n int) []string {
+// entries as "function flat%" (or "function cum%" when cum is set).
+func ParsePprofTop(out []byte, n int, cum bool) []string {
 	var res []string
 	inTable := false
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -256,7 +256,11 @@ func ParsePprofTop(out []byte, n int) []string {
 		}
 		name := strings.Join(f[5:], " ")
 		name = strings.TrimPrefix(name, "github.com/listsync/listsync/internal/")
-		res = append(res, name+" "+f[1])
+		share := f[1]
+		if cum {
+			share = f[4]
+		}
+		res = append(res, name+" "+share)
 		if len(res) == n {
 			break
 		}

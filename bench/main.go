@@ -85,7 +85,7 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	fs.StringVar(&o.Work, "work", "", "working directory for configs, state files and profiles (default a new directory under bench/out)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory and the Postgres schema")
 	fs.StringVar(&o.Listsync, "listsync", "", "a listsync binary to measure instead of building cmd/listsync")
-	fs.BoolVar(&o.Profile, "profile", true, "collect CPU and heap profiles of the in-package benchmarks and summarise them")
+	fs.BoolVar(&o.Profile, "profile", true, "profile one extra run of each measured listsync command, and the in-package benchmarks, and summarise the profiles")
 	fs.StringVar(&o.GoBench, "gobench", "./internal/...", "packages whose Go benchmarks the gobench case runs")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -166,6 +166,9 @@ type Bench struct {
 	whSchema string
 	// e2eWH is the people table of the end-to-end and scale cases.
 	e2eWH *Warehouse
+	// profBin is bench/listsyncprof; profRows the profiles taken with it.
+	profBin  string
+	profRows [][]string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -247,6 +250,11 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		if b.opt.Profile {
+			if b.profBin, err = BuildProfiler(ctx, repo, b.work); err != nil {
+				return nil, err
+			}
+		}
 	}
 	type caseFn struct {
 		name string
@@ -271,6 +279,9 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 			sec.Notes = append(sec.Notes, "**The case failed:** "+cellEscape(err.Error()))
 		}
 		rep.Sections = append(rep.Sections, sec)
+	}
+	if len(b.profRows) > 0 {
+		rep.Sections = append(rep.Sections, b.profileSection())
 	}
 	loadEnd := LoadAvg()
 	mode := "full run"

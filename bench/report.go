@@ -46,8 +46,9 @@ func (r *Report) Markdown() string {
 	if r.Title != "" {
 		fmt.Fprintf(&b, "## %s\n\n", r.Title)
 	}
-	for _, p := range r.Preamble {
-		b.WriteString(p)
+	if len(r.Preamble) > 0 {
+		// One list: a line each.
+		b.WriteString(strings.Join(r.Preamble, "\n"))
 		b.WriteString("\n\n")
 	}
 	for _, s := range r.Sections {
