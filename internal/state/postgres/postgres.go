@@ -301,6 +301,13 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 	}
 	bo := b.Backoff.WithDefaults()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Most syncs have no rejects: then confirmed and removed keys need
+		// no reject deleted.
+		var hasRejects bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM listsync_rejects WHERE sync_name = $1)`, syncName).
+			Scan(&hasRejects); err != nil {
+			return fmt.Errorf("checking rejects: %w", err)
+		}
 		if n := len(b.Confirmed); n > 0 {
 			keys := make([]string, n)
 			ids := make([]int64, n)
@@ -316,18 +323,22 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 					confirmed_at = excluded.confirmed_at`, syncName, keys, ids, hashes, b.At); err != nil {
 				return fmt.Errorf("upserting members: %w", err)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM listsync_rejects WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
-				syncName, keys); err != nil {
-				return fmt.Errorf("deleting rejects: %w", err)
+			if hasRejects {
+				if _, err := tx.Exec(ctx, `DELETE FROM listsync_rejects WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
+					syncName, keys); err != nil {
+					return fmt.Errorf("deleting rejects: %w", err)
+				}
 			}
 		}
 		if len(b.Removed) > 0 {
-			for _, q := range []string{
-				`DELETE FROM listsync_members WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
-				`DELETE FROM listsync_rejects WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
-			} {
-				if _, err := tx.Exec(ctx, q, syncName, b.Removed); err != nil {
-					return fmt.Errorf("deleting removed members: %w", err)
+			if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
+				syncName, b.Removed); err != nil {
+				return fmt.Errorf("deleting removed members: %w", err)
+			}
+			if hasRejects {
+				if _, err := tx.Exec(ctx, `DELETE FROM listsync_rejects WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
+					syncName, b.Removed); err != nil {
+					return fmt.Errorf("deleting rejects of removed members: %w", err)
 				}
 			}
 		}

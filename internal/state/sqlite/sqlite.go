@@ -353,11 +353,25 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 	at := micros(b.At)
 	bo := b.Backoff.WithDefaults()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		delReject, err := tx.PrepareContext(ctx, `DELETE FROM rejects WHERE sync_name = ? AND lead_key = ?`)
+		// Most syncs have no rejects: then confirmed and removed keys need
+		// no reject deleted, which halves the statements of a batch.
+		var hasRejects bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM rejects WHERE sync_name = ?)`, syncName).
+			Scan(&hasRejects); err != nil {
+			return err
+		}
+		delRejectStmt, err := tx.PrepareContext(ctx, `DELETE FROM rejects WHERE sync_name = ? AND lead_key = ?`)
 		if err != nil {
 			return err
 		}
-		defer delReject.Close()
+		defer delRejectStmt.Close()
+		delReject := func(key string) error {
+			if !hasRejects {
+				return nil
+			}
+			_, err := delRejectStmt.ExecContext(ctx, syncName, key)
+			return err
+		}
 		if len(b.Confirmed) > 0 {
 			up, err := tx.PrepareContext(ctx, `INSERT INTO members (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
 				VALUES (?, ?, ?, ?, ?)
@@ -373,7 +387,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				if _, err := up.ExecContext(ctx, syncName, m.Key, nullID(m.LeadID), m.FieldsHash, at); err != nil {
 					return err
 				}
-				if _, err := delReject.ExecContext(ctx, syncName, m.Key); err != nil {
+				if err := delReject(m.Key); err != nil {
 					return err
 				}
 			}
@@ -388,7 +402,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				if _, err := del.ExecContext(ctx, syncName, k); err != nil {
 					return err
 				}
-				if _, err := delReject.ExecContext(ctx, syncName, k); err != nil {
+				if err := delReject(k); err != nil {
 					return err
 				}
 			}
@@ -420,7 +434,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 			}
 		}
 		for _, k := range b.Forget {
-			if _, err := delReject.ExecContext(ctx, syncName, k); err != nil {
+			if _, err := delRejectStmt.ExecContext(ctx, syncName, k); err != nil {
 				return err
 			}
 		}
