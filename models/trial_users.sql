@@ -9,7 +9,7 @@ SELECT
     u.first_name                    AS first_name,
     u.last_name                     AS last_name,
     a.name                          AS company,
-    to_char(u.trial_ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS trial_ends_on
+    to_char(a.trial_ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS trial_ends_on
 FROM app.users AS u
 JOIN app.accounts AS a ON a.id = u.account_id
 WHERE a.plan = 'trial'

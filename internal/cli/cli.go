@@ -105,6 +105,7 @@ func commands() []command {
 		{"rejects", "[--config F] SYNC [--json]", "show the rows Marketo rejected, with its reasons", rejectsHelp, cmdRejects},
 		{"reset", "[--config F] SYNC", "forget a sync's state; its next run resyncs from Marketo", resetHelp, cmdReset},
 		{"demo", "", "run a sync end to end on embedded sample data, with no services", demoHelp, cmdDemo},
+		{"healthcheck", "[--timeout D] URL", "exit 0 when URL answers 2xx (for container health checks)", healthcheckHelp, cmdHealthcheck},
 		{"version", "", "print the version", "", cmdVersion},
 	}
 }
@@ -213,7 +214,7 @@ Usage: listsync COMMAND [flags] [args]
 
 Commands:`)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, `
 The config file is --config, else $%s, else ./%s.
@@ -268,6 +269,8 @@ func (c command) flags(e *env) *flag.FlagSet {
 		newRejectsFlags(fs)
 	case "reset":
 		newCommonFlags(fs)
+	case "healthcheck":
+		fs.Duration("timeout", 3*time.Second, "give up after `duration`")
 	}
 	return fs
 }
