@@ -1,6 +1,7 @@
 package sync_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -457,4 +458,85 @@ func TestSpecValidation(t *testing.T) {
 	_, err := listsync.NewEngine(listsync.EngineConfig{})
 	require.Error(t, err)
 	require.True(t, errors.Is(err, err))
+}
+
+func TestManySyncsRunAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, pgState := range []bool{false, true} {
+		t.Run(fmt.Sprintf("postgres_state=%v", pgState), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{postgresState: pgState})
+			folder := e.em.CreateFolder("F")
+			e.setModel(emails(seq("many", 50)...)...)
+			const n = 8 // more than either store's pool holds connections
+			lists := make([]int64, n)
+			for i := range lists {
+				lists[i] = e.em.CreateStaticList(fmt.Sprintf("L%d", i), folder)
+			}
+			// Each sync also has a reject, so that its diff reads both
+			// members and rejects.
+			for i := range n {
+				require.NoError(t, e.store.ApplyBatch(e.ctx, fmt.Sprintf("s%d", i), state.Batch{At: e.clock.Now(),
+					Rejected: []state.Rejection{{Key: "gone@x.com", Op: state.OpAdd, Code: "1", Reason: "r"}}}))
+			}
+			errs := make(chan error, n)
+			for i := range n {
+				go func() {
+					spec := e.spec(marketo.ListRef{ID: lists[i]})
+					spec.Name = fmt.Sprintf("s%d", i)
+					_, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+					errs <- err
+				}()
+			}
+			for range n {
+				require.NoError(t, <-errs)
+			}
+			for i := range n {
+				e.requireConverged(fmt.Sprintf("s%d", i), lists[i], seq("many", 50)...)
+				rejects, err := e.store.ListRejects(e.ctx, fmt.Sprintf("s%d", i), 0)
+				require.NoError(t, err)
+				require.Empty(t, rejects, "the stale reject is forgotten")
+			}
+		})
+	}
+}
+
+func TestCanceledMidPushCommitsWhatMarketoConfirmed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{
+		emulator: emulator.Config{ImportRowsPerSec: 4000},
+		engine:   func(c *listsync.EngineConfig) { c.ChunkSize = 500 },
+	})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	all := seq("c", 3000)
+	e.setModel(emails(all...)...)
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil && len(e.em.ListMemberIDs(list)) < 1000 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel() // a shutdown in the middle of the push
+	}()
+	run, err := e.engine.Run(ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, state.RunCanceled, run.Status)
+	require.Less(t, run.AddsConfirmed, int64(len(all)))
+	ledger := e.ledger(spec.Name)
+	require.Len(t, ledger, int(run.AddsConfirmed), "the run record counts what the ledger holds")
+	onList := map[string]bool{}
+	for _, k := range e.listEmails(list) {
+		onList[k] = true
+	}
+	for _, k := range ledger {
+		require.True(t, onList[k], "the ledger holds only what Marketo confirmed: %s", k)
+	}
+	runs, err := e.store.ListRuns(e.ctx, spec.Name, 1)
+	require.NoError(t, err)
+	require.Equal(t, state.RunCanceled, runs[0].Status, "the canceled run is recorded despite the canceled context")
+
+	e.run(spec, listsync.RunOptions{})
+	e.requireConverged(spec.Name, list, all...)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"iter"
 	"os"
 	"strconv"
 	"strings"
@@ -333,15 +335,23 @@ func (e *Engine) stage(ctx context.Context, spec Spec, dir string) (*staged, err
 }
 
 // diffStaged merge-joins the staged model with the ledger.
-func (e *Engine) diffStaged(ctx context.Context, spec Spec, st *staged, out diffSink) (diffStats, error) {
+func (e *Engine) diffStaged(ctx context.Context, spec Spec, dir string, st *staged, out diffSink) (diffStats, error) {
 	it, err := st.s.finish()
 	if err != nil {
 		return diffStats{}, err
 	}
 	defer it.close()
 	name := spec.Name
+	// The rejects are spooled to a file first, so that the diff holds one
+	// store cursor at a time: several syncs diffing at once could
+	// otherwise each hold one connection of a bounded pool and wait for a
+	// second.
+	rejects, closeRejects, err := spoolRejects(ctx, e.store, name, dir)
+	if err != nil {
+		return diffStats{}, err
+	}
+	defer closeRejects()
 	members := scanSeq(func(fn func(state.Member) error) error { return e.store.ScanMembers(ctx, name, fn) })
-	rejects := scanSeq(func(fn func(state.Reject) error) error { return e.store.ScanRejects(ctx, name, fn) })
 	ds, err := diff(ctx, it, members, rejects, diffParams{
 		mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, now: e.now(),
 	}, out)
@@ -380,7 +390,7 @@ func (e *Engine) Plan(ctx context.Context, spec Spec) (*Plan, error) {
 	}
 	defer st.s.cleanup()
 	out := &diffOutput{}
-	ds, err := e.diffStaged(ctx, spec, st, out)
+	ds, err := e.diffStaged(ctx, spec, dir, st, out)
 	if err != nil {
 		return nil, fmt.Errorf("planning sync %q: %w", spec.Name, err)
 	}
@@ -391,4 +401,56 @@ func (e *Engine) Plan(ctx context.Context, spec Spec) (*Plan, error) {
 	p.AddSamples, p.UpdateSamples, p.RemoveSamples, p.DeferredSamples = out.addSamples, out.updateSamples, out.removeSamples, out.deferredSamples
 	p.Guard = guard(spec, ds)
 	return p, nil
+}
+
+// spoolRejects copies the sync's rejects, in key order, into a file in dir
+// and returns an iterator over it.
+func spoolRejects(ctx context.Context, store state.Store, syncName, dir string) (iter.Seq2[state.Reject, error], func(), error) {
+	w, err := createRecordFile(dir, "rejects-*.bin")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
+	}
+	err = store.ScanRejects(ctx, syncName, func(r state.Reject) error {
+		kind := kindAdd
+		if r.Op == state.OpRemove {
+			kind = kindRemove
+		}
+		// leadID carries the time of the next attempt.
+		return w.write(&record{key: r.Key, kind: kind, leadID: r.NextAttemptAt.UnixMicro()})
+	})
+	if err != nil {
+		w.abort()
+		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
+	}
+	path, err := w.finish()
+	if err != nil {
+		_ = os.Remove(path)
+		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
+	}
+	rr, err := openRecordFile(path)
+	if err != nil {
+		_ = os.Remove(path)
+		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
+	}
+	seq := func(yield func(state.Reject, error) bool) {
+		for {
+			var rec record
+			err := rr.read(&rec)
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(state.Reject{}, err)
+				return
+			}
+			op := state.OpAdd
+			if rec.kind == kindRemove {
+				op = state.OpRemove
+			}
+			if !yield(state.Reject{Key: rec.key, Op: op, NextAttemptAt: time.UnixMicro(rec.leadID).UTC()}, nil) {
+				return
+			}
+		}
+	}
+	return seq, func() { _ = rr.close(); _ = os.Remove(path) }, nil
 }

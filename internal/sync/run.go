@@ -133,7 +133,7 @@ func (r *runner) do(ctx context.Context) error {
 			return fmt.Errorf("creating diff file: %w", err)
 		}
 	}
-	ds, err := e.diffStaged(ctx, spec, st, out)
+	ds, err := e.diffStaged(ctx, spec, dir, st, out)
 	if err != nil {
 		return err
 	}
