@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/listsync/listsync/internal/state"
 	"github.com/listsync/listsync/internal/pgtest"
+	"github.com/listsync/listsync/internal/state"
 	"github.com/listsync/listsync/internal/state/postgres"
 )
 
