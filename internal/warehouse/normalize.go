@@ -122,11 +122,11 @@ func NormalizeDecimal(s string) (any, error) {
 	if t == "" {
 		return nil, fmt.Errorf("parsing decimal %q: empty", s)
 	}
-	if strings.IndexAny(t, ".eE") < 0 {
+	if !strings.ContainsAny(t, ".eE") {
 		if i, err := strconv.ParseInt(t, 10, 64); err == nil {
 			return i, nil
 		}
-	} else if dot := strings.IndexByte(t, '.'); dot >= 0 && strings.IndexAny(t, "eE") < 0 && strings.Trim(t[dot+1:], "0") == "" {
+	} else if dot := strings.IndexByte(t, '.'); dot >= 0 && !strings.ContainsAny(t, "eE") && strings.Trim(t[dot+1:], "0") == "" {
 		intPart := t[:dot]
 		if intPart == "" || intPart == "-" || intPart == "+" {
 			intPart += "0"
