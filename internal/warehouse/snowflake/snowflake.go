@@ -309,7 +309,7 @@ func queryTag(model string) string {
 		tag += ":" + model
 	}
 	if len(tag) > 2000 {
-		tag = tag[:2000]
+		tag = strings.ToValidUTF8(tag[:2000], "")
 	}
 	return tag
 }

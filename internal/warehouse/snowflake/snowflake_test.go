@@ -584,3 +584,24 @@ func TestKeyPairAuthEncryptedKey(t *testing.T) {
 	require.ErrorContains(t, err, "passphrase is wrong")
 	require.NotContains(t, err.Error(), "not-the-passphrase")
 }
+
+func TestChunkDownloadFailure(t *testing.T) {
+	t.Parallel()
+	srv := snowflaketest.NewServer(t, snowflaketest.Config{FirstChunkRows: 100, ChunkRows: 100})
+	srv.Register("SELECT * FROM people", typedResult(5000))
+	w := newWarehouse(t, srv, nil)
+	rows, err := w.Query(t.Context(), &warehouse.QueryParams{SQL: "SELECT * FROM people", Model: "models/people.sql"})
+	require.NoError(t, err)
+	defer rows.Close()
+	require.True(t, rows.Next())
+	// The reader stalls for hours; the chunk URLs expire meanwhile.
+	srv.ExpireChunkURLs()
+	n := 1
+	for rows.Next() {
+		n++
+	}
+	require.Less(t, n, 5000)
+	require.ErrorIs(t, rows.Err(), warehouse.ErrConnect)
+	require.ErrorContains(t, rows.Err(), "failed to get a chunk")
+	require.ErrorContains(t, rows.Err(), "models/people.sql")
+}

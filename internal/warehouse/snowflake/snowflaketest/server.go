@@ -131,6 +131,7 @@ type Server struct {
 	received   []Query
 	unexpected []string
 	nextID     int64
+	urlsExpire time.Time // chunk URLs of queries answered before this have expired
 
 	chunkRequests atomic.Int64
 	inFlight      atomic.Int64
@@ -153,6 +154,7 @@ type session struct {
 type query struct {
 	id       string
 	res      *Result
+	answered time.Time
 	ready    time.Time
 	canceled bool
 	session  *session
@@ -291,6 +293,15 @@ func (s *Server) ExpireSessionTokens() {
 	for _, se := range s.sessions {
 		se.expired = true
 	}
+}
+
+// ExpireChunkURLs makes the chunk URLs of every query answered so far
+// expire, as the presigned cloud-storage URLs Snowflake hands out do after a
+// few hours: downloading them is refused with HTTP 403.
+func (s *Server) ExpireChunkURLs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.urlsExpire = time.Now()
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -623,7 +634,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	var q *query
 	if hasRes {
-		q = &query{id: qid, res: res, ready: time.Now().Add(res.Delay), session: se, chunkKey: randomToken()}
+		q = &query{id: qid, res: res, answered: time.Now(), ready: time.Now().Add(res.Delay), session: se, chunkKey: randomToken()}
 		s.queries[qid] = q
 		s.byRequest[requestID] = q
 	}
@@ -815,9 +826,14 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 	start, err := strconv.Atoi(startStr)
 	s.mu.Lock()
 	q := s.queries[qid]
+	expired := q != nil && !q.answered.After(s.urlsExpire)
 	s.mu.Unlock()
 	if err != nil || q == nil || start < s.cfg.FirstChunkRows || start >= q.res.NumRows {
 		http.NotFound(w, r)
+		return
+	}
+	if expired {
+		http.Error(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>", http.StatusForbidden)
 		return
 	}
 	// The chunk URL stands for a presigned cloud-storage URL: it must carry
