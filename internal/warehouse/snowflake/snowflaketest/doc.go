@@ -23,7 +23,9 @@
 //   - GET chunk URLs: each chunk is generated on the fly from the result's
 //     row function and encoded as an Arrow IPC stream (gzipped when
 //     [Config.Gzip] is set), so a result of millions of rows costs no memory
-//     in the fake. The chunk headers the query response named are required.
+//     in the fake. The chunk headers the query response named are required,
+//     and [Server.ExpireChunkURLs] makes the URLs already handed out expire
+//     (HTTP 403), as presigned cloud-storage URLs do.
 //   - POST /queries/v1/abort-request, POST /session?delete=true,
 //     POST /session/heartbeat, POST /session/token-request (renewing a
 //     session token that [Server.ExpireSessionTokens] expired, answered
