@@ -21,6 +21,7 @@ import (
 	"github.com/listsync/listsync/internal/warehouse/bigquerywh"
 	whpg "github.com/listsync/listsync/internal/warehouse/postgres"
 	"github.com/listsync/listsync/internal/warehouse/snowflake"
+	whsqlite "github.com/listsync/listsync/internal/warehouse/sqlite"
 )
 
 // This file is the only place that maps the config onto the packages' own
@@ -61,7 +62,7 @@ func openWarehouse(ctx context.Context, cfg *config.Config, name string, log *za
 	case config.TypePostgres:
 		wh, err = whpg.New(ctx, whpg.Config{DSN: w.DSN.Reveal(), Logger: log})
 	case config.TypeSQLite:
-		wh, err = openSQLiteWarehouse(ctx, cfg.Path(w.DSN.Reveal()), log)
+		wh, err = whsqlite.New(ctx, whsqlite.Config{Path: cfg.Path(w.DSN.Reveal()), Logger: log})
 	case config.TypeSnowflake:
 		sc := snowflake.Config{
 			Account: w.Account, User: w.User, Password: w.Password.Reveal(),
