@@ -23,8 +23,9 @@ type Store interface {
 	// listID, which the sync names by listRef (a human-readable description
 	// of the configured list, kept for messages). When the sync was bound to
 	// another list ID, or to none, it clears the sync's members and rejects
-	// in the same transaction and reports changed: the engine never assumes
-	// that members confirmed on one list are on another.
+	// in the same transaction, marks the binding [Binding.NeedsResync] and
+	// reports changed: the engine never assumes that members confirmed on
+	// one list are on another.
 	BindList(ctx context.Context, sync, listRef string, listID int64) (changed bool, err error)
 	// Binding returns the sync's list binding, and false when it has none.
 	Binding(ctx context.Context, sync string) (Binding, bool, error)
@@ -52,7 +53,8 @@ type Store interface {
 	// keys. A key seen with two different lead IDs (two leads sharing an
 	// email) is kept with an unknown lead ID, so that removing it removes
 	// every lead holding the key. The fields hash of every member becomes
-	// unknown. The sync's rejects are kept.
+	// unknown. The sync's rejects are kept. It clears the binding's
+	// NeedsResync in the same transaction.
 	ReplaceMembers(ctx context.Context, sync string, at time.Time, fill func(put func([]Member) error) error) error
 	// Reset forgets the sync's ledger: members, rejects and list binding. Its
 	// run history is kept. The next run starts from a full resync.
@@ -93,6 +95,10 @@ type Binding struct {
 	ListID int64
 	// BoundAt is when the ledger was bound to the list.
 	BoundAt time.Time
+	// NeedsResync reports that the ledger was bound to this list and not
+	// filled from the list's real membership since (see ReplaceMembers):
+	// an empty ledger then does not mean an empty list.
+	NeedsResync bool
 }
 
 // Member is a lead that Marketo confirmed on the sync's list.

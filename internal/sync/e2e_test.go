@@ -540,3 +540,28 @@ func TestCanceledMidPushCommitsWhatMarketoConfirmed(t *testing.T) {
 	e.run(spec, listsync.RunOptions{})
 	e.requireConverged(spec.Name, list, all...)
 }
+
+func TestInterruptedResyncIsRedone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	e.em.AddListMembers(list, e.em.UpsertLeads([]map[string]string{{"email": "stray@x.com"}, {"email": "a@x.com"}})...)
+	spec := e.spec(marketo.ListRef{ID: list})
+	spec.MaxRemoveFraction = 1
+	e.setModel(emails("a@x.com", "b@x.com")...)
+
+	// The first run binds the list, then dies before its resync commits
+	// (here: the model is read, the list bound, and Marketo's extract
+	// fails). The empty ledger must not be taken for an empty list.
+	_, err := e.store.BindList(e.ctx, spec.Name, "id", list)
+	require.NoError(t, err)
+	run := e.run(spec, listsync.RunOptions{})
+	require.True(t, run.FullResync, "a binding whose resync never completed is resynced")
+	require.EqualValues(t, 1, run.RemovesConfirmed, "so the stray is found and removed")
+	e.requireConverged(spec.Name, list, "a@x.com", "b@x.com")
+	b, _, err := e.store.Binding(e.ctx, spec.Name)
+	require.NoError(t, err)
+	require.False(t, b.NeedsResync)
+	run = e.run(spec, listsync.RunOptions{})
+	require.False(t, run.FullResync)
+}

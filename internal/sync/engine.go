@@ -278,8 +278,9 @@ func guard(spec Spec, st diffStats) *GuardError {
 type Plan struct {
 	Sync string
 	// Binding is the list the ledger belongs to; Bound is false before the
-	// first run (or after a reset), when the next run starts with a full
-	// resync and its diff may differ from this one.
+	// first run (or after a reset). When it is false, or Binding.NeedsResync
+	// is set, the next run starts with a full resync and its diff may differ
+	// from this one.
 	Binding state.Binding
 	Bound   bool
 

@@ -203,9 +203,21 @@ func (r *runner) bindList(ctx context.Context, rule keyRule) error {
 	case list.Created:
 		r.log.Info("created the static list", zap.Int64("list_id", list.ID), zap.String("list", listRef(spec.List)))
 	}
-	// A list created just now is empty: nothing to read.
-	if r.opts.FullResync || (changed && !list.Created) {
+	b, _, err := e.store.Binding(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	// A new binding (first run, reset, re-pointed or recreated list) needs
+	// the list's real membership, until a resync has stored it: the flag
+	// survives a crash in between.
+	switch {
+	case r.opts.FullResync || (b.NeedsResync && !list.Created):
 		return r.resync(ctx, rule)
+	case b.NeedsResync:
+		// Created in this call, so empty: nothing to read.
+		if err := e.store.ReplaceMembers(ctx, spec.Name, e.now(), func(func([]state.Member) error) error { return nil }); err != nil {
+			return fmt.Errorf("recording the new list as empty: %w", err)
+		}
 	}
 	return nil
 }

@@ -2,3 +2,12 @@ package postgres
 
 // LockKeyForTest exposes the advisory lock key of a sync.
 func LockKeyForTest(syncName string) int64 { return lockKey(syncName) }
+
+// MigrationCountForTest returns the number of embedded migrations.
+func MigrationCountForTest() int {
+	files, err := migrationFiles(migrations)
+	if err != nil {
+		panic(err)
+	}
+	return len(files)
+}

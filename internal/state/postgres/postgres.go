@@ -174,9 +174,10 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO listsync_bindings (sync_name, list_ref, list_id, bound_at) VALUES ($1, $2, $3, $4)
+		_, err = tx.Exec(ctx, `INSERT INTO listsync_bindings (sync_name, list_ref, list_id, bound_at, needs_resync)
+			VALUES ($1, $2, $3, $4, true)
 			ON CONFLICT (sync_name) DO UPDATE SET list_ref = excluded.list_ref, list_id = excluded.list_id,
-				bound_at = excluded.bound_at`, syncName, listRef, listID, s.cfg.Now())
+				bound_at = excluded.bound_at, needs_resync = true`, syncName, listRef, listID, s.cfg.Now())
 		return err
 	})
 	if err != nil {
@@ -188,8 +189,8 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 // Binding implements [state.Store].
 func (s *Store) Binding(ctx context.Context, syncName string) (state.Binding, bool, error) {
 	var b state.Binding
-	err := s.pool.QueryRow(ctx, `SELECT list_ref, list_id, bound_at FROM listsync_bindings WHERE sync_name = $1`, syncName).
-		Scan(&b.ListRef, &b.ListID, &b.BoundAt)
+	err := s.pool.QueryRow(ctx, `SELECT list_ref, list_id, bound_at, needs_resync FROM listsync_bindings
+		WHERE sync_name = $1`, syncName).Scan(&b.ListRef, &b.ListID, &b.BoundAt, &b.NeedsResync)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return state.Binding{}, false, nil
 	}
@@ -388,6 +389,9 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Time, fill func(put func([]state.Member) error) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1`, syncName); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE listsync_bindings SET needs_resync = false WHERE sync_name = $1`, syncName); err != nil {
 			return err
 		}
 		return fill(func(page []state.Member) error {

@@ -219,8 +219,10 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 					return err
 				}
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO bindings (sync_name, list_ref, list_id, bound_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (sync_name) DO UPDATE SET list_ref = excluded.list_ref, list_id = excluded.list_id, bound_at = excluded.bound_at`,
+			_, err = tx.ExecContext(ctx, `INSERT INTO bindings (sync_name, list_ref, list_id, bound_at, needs_resync)
+				VALUES (?, ?, ?, ?, 1)
+				ON CONFLICT (sync_name) DO UPDATE SET list_ref = excluded.list_ref, list_id = excluded.list_id,
+					bound_at = excluded.bound_at, needs_resync = 1`,
 				syncName, listRef, listID, micros(s.cfg.Now()))
 			return err
 		}
@@ -237,8 +239,8 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 func (s *Store) Binding(ctx context.Context, syncName string) (state.Binding, bool, error) {
 	var b state.Binding
 	var at int64
-	err := s.r.QueryRowContext(ctx, `SELECT list_ref, list_id, bound_at FROM bindings WHERE sync_name = ?`, syncName).
-		Scan(&b.ListRef, &b.ListID, &at)
+	err := s.r.QueryRowContext(ctx, `SELECT list_ref, list_id, bound_at, needs_resync FROM bindings WHERE sync_name = ?`, syncName).
+		Scan(&b.ListRef, &b.ListID, &at, &b.NeedsResync)
 	if errors.Is(err, sql.ErrNoRows) {
 		return state.Binding{}, false, nil
 	}
@@ -452,6 +454,9 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Time, fill func(put func([]state.Member) error) error) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE sync_name = ?`, syncName); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE bindings SET needs_resync = 0 WHERE sync_name = ?`, syncName); err != nil {
 			return err
 		}
 		up, err := tx.PrepareContext(ctx, `INSERT INTO members (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
