@@ -225,7 +225,15 @@ func TestPermissionDenied(t *testing.T) {
 	require.NoError(t, err)
 	schema := u.Query().Get("search_path")
 	role := "wt_noperm_" + strings.TrimPrefix(schema, "lstest_")
-	exec(t, h.dsn, "CREATE TABLE secrets (email text)", "CREATE ROLE "+role+" LOGIN")
+	exec(t, h.dsn, "CREATE TABLE secrets (email text)")
+	conn, err := pgx.Connect(t.Context(), h.dsn)
+	require.NoError(t, err)
+	_, err = conn.Exec(t.Context(), "CREATE ROLE "+role+" LOGIN")
+	_ = conn.Close(t.Context())
+	if err != nil && strings.Contains(err.Error(), "42501") {
+		t.Skipf("the test database's user cannot create roles: %v", err)
+	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
 		conn, err := pgx.Connect(ctx, h.dsn)
