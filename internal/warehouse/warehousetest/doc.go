@@ -67,7 +67,11 @@
 //   - 100,000 rows stream in order, and the live heap while streaming them
 //     grows by less than 20 MiB more than while streaming 10,000 rows of the
 //     same shape (each row carries about 550 bytes, so buffering the result
-//     would cost about 50 MiB).
+//     would cost about 50 MiB). A driver that prefetches a fixed number of
+//     result chunks (gosnowflake fetches up to ten at once) holds them in
+//     both runs, but only if the result has that many: keep a fake's chunks
+//     or pages small enough (a few thousand rows of this shape) that the
+//     prefetch window stays well under the limit.
 //   - Cancelling the query's context midway: the next call to Next returns
 //     false (backends check ctx.Err in Next), Err satisfies
 //     errors.Is(err, context.Canceled), Close returns promptly, and the
