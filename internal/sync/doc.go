@@ -8,14 +8,15 @@
 // # One run
 //
 //  1. Take the sync's lock; record the run.
-//  2. Resolve the list (one API call) and bind the ledger to it. A ledger
-//     bound to another list is cleared, and the list's real membership is read
-//     from Marketo (a full resync), as it is on the first run, after a reset,
-//     and on request.
-//  3. Stream the model's rows; normalise and validate the keys; render the
+//  2. Stream the model's rows; normalise and validate the keys; render the
 //     mapped fields and hash them. Rows are sorted by key with an external
 //     sort whose memory is bounded (EngineConfig.SortMemory), spilling sorted
-//     runs to temporary files.
+//     runs to temporary files. The model runs first so that a broken model
+//     costs no API call.
+//  3. Resolve the list (one API call) and bind the ledger to it. A ledger
+//     bound to another list is cleared, and the list's real membership is read
+//     from Marketo (a full resync), as it is on the first run, after a reset,
+//     after a resync that never committed, and on request.
 //  4. Merge-join the sorted model with the ledger's members and rejects, all
 //     three in bytewise key order, writing adds, field updates and removes to
 //     temporary files. Memory stays flat whatever the size of the model.
