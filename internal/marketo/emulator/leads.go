@@ -22,12 +22,18 @@ type Lead struct {
 }
 
 // lead is a stored lead. Its ID is its position in leadStore.all plus
-// firstLeadID.
+// firstLeadID. Fields are a short slice rather than a map: a lead has few
+// fields, and a million leads stay small.
 type lead struct {
 	email   string
-	fields  map[string]string // REST name -> value, without email; nil when empty
-	created int64             // unix seconds
+	fields  []fieldValue // without email, in the order first set
+	created int64        // unix seconds
 	updated int64
+}
+
+// fieldValue is one field set on a lead (name is the schema's REST name).
+type fieldValue struct {
+	name, value string
 }
 
 // leadStore holds the leads, indexed by ID (a slice) and by lower-cased
@@ -125,14 +131,19 @@ func (s *leadStore) set(id int64, field, value string) {
 		}
 		return
 	}
-	if value == "" {
-		delete(l.fields, field)
-		return
+	for i := range l.fields {
+		if l.fields[i].name == field {
+			if value == "" {
+				l.fields = slices.Delete(l.fields, i, i+1)
+			} else {
+				l.fields[i].value = value
+			}
+			return
+		}
 	}
-	if l.fields == nil {
-		l.fields = make(map[string]string, 4)
+	if value != "" {
+		l.fields = append(l.fields, fieldValue{field, value})
 	}
-	l.fields[field] = value
 }
 
 // value returns a field of a lead as stored ("" when unset).
@@ -140,7 +151,12 @@ func (l *lead) value(field string) string {
 	if field == "email" {
 		return l.email
 	}
-	return l.fields[field]
+	for _, f := range l.fields {
+		if f.name == field {
+			return f.value
+		}
+	}
+	return ""
 }
 
 // mostRecent returns the most recently updated of ids (the highest ID among
@@ -177,7 +193,7 @@ func (e *Emulator) findLocked(f fieldDef, values []string) []int64 {
 			want[strings.ToLower(v)] = struct{}{}
 		}
 		for i := range e.leads.all {
-			v := e.leads.all[i].fields[f.name]
+			v := e.leads.all[i].value(f.name)
 			if v == "" {
 				continue
 			}
@@ -194,7 +210,9 @@ func (e *Emulator) findLocked(f fieldDef, values []string) []int64 {
 func (e *Emulator) leadLocked(id int64) Lead {
 	l := e.leads.get(id)
 	fields := make(map[string]string, len(l.fields)+1)
-	maps.Copy(fields, l.fields)
+	for _, f := range l.fields {
+		fields[f.name] = f.value
+	}
 	if l.email != "" {
 		fields["email"] = l.email
 	}
@@ -273,7 +291,7 @@ func (e *Emulator) generateLocked(n int, now time.Time) []int64 {
 		s := strconv.FormatInt(id, 10)
 		e.leads.set(id, "email", "lead"+s+"@example.com")
 		l := e.leads.get(id)
-		l.fields = map[string]string{"firstName": "Lead", "lastName": s}
+		l.fields = []fieldValue{{"firstName", "Lead"}, {"lastName", s}}
 		ids = append(ids, id)
 	}
 	return ids

@@ -37,6 +37,11 @@ func (m *memberSet) add(id int64) bool {
 		m.sorted = append(m.sorted, id)
 	} else {
 		m.pending = append(m.pending, id)
+		// Merge before pending outgrows the list, so add/remove cycles
+		// without reads cannot grow it without bound.
+		if len(m.pending) > 1024 && len(m.pending) > len(m.set)/2 {
+			m.normalize()
+		}
 	}
 	return true
 }
