@@ -6,7 +6,6 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	stdsync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,7 +33,12 @@ const (
 // h must meet.
 func Exercise(t *testing.T, h Harness) {
 	t.Helper()
-	s := &suite{h: h, parent: t}
+	s := &suite{h: h}
+	// The 100,000-row dataset serves several cases. It is loaded here, on
+	// t, so that it lives until the last case and so that a harness that
+	// fails to load it fails t from t's own goroutine.
+	s.large = wideDataset("wt_large", largeRows)
+	s.largeSQL = h.Dataset(t, s.large)
 	t.Run("Ping", s.testPing)
 	t.Run("TypesAndNulls", s.testTypes)
 	t.Run("ColumnOrder", s.testColumnOrder)
@@ -50,24 +54,14 @@ func Exercise(t *testing.T, h Harness) {
 }
 
 type suite struct {
-	h      Harness
-	parent *testing.T
-
-	usable    atomic.Int64
-	largeOnce stdsync.Once
-	large     Dataset
-	largeSQL  string
+	h        Harness
+	usable   atomic.Int64
+	large    Dataset
+	largeSQL string
 }
 
-// largeDataset returns the 100,000-row dataset, created once for all the
-// cases that need it and kept until Exercise's test ends.
-func (s *suite) largeDataset() (Dataset, string) {
-	s.largeOnce.Do(func() {
-		s.large = wideDataset("wt_large", largeRows)
-		s.largeSQL = s.h.Dataset(s.parent, s.large)
-	})
-	return s.large, s.largeSQL
-}
+// largeDataset returns the 100,000-row dataset and its SQL.
+func (s *suite) largeDataset() (Dataset, string) { return s.large, s.largeSQL }
 
 func (s *suite) testPing(t *testing.T) {
 	w := s.h.Warehouse(t)
