@@ -24,8 +24,10 @@ const shutdownTimeout = 10 * time.Second
 // stringsFlag is a repeatable string flag.
 type stringsFlag []string
 
+// String returns the values joined by commas.
 func (s *stringsFlag) String() string { return strings.Join(*s, ", ") }
 
+// Set adds a value.
 func (s *stringsFlag) Set(v string) error {
 	if strings.TrimSpace(v) == "" {
 		return errors.New("must not be empty")

@@ -280,7 +280,8 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	e.sleep(r.Context(), e.cfg.Latency)
 
 	e.mu.Lock()
-	e.advanceLocked(e.now())
+	c.now = e.now() // after any latency: the time the call takes effect
+	e.advanceLocked(c.now)
 	resp := rt.h(c)
 	e.releaseLocked()
 	e.mu.Unlock()

@@ -88,6 +88,9 @@ func TestTokenLifecycle(t *testing.T) {
 	v.clock.Advance(20 * time.Second)
 	status, body := identity(t, v, "GET", "grant_type=client_credentials&client_id=id&client_secret=secret", "", false)
 	require.Equal(t, 200, status)
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	golden(t, "identity_token.json", raw)
 	require.Equal(t, v.token, body["access_token"])
 	require.EqualValues(t, 40, body["expires_in"])
 
@@ -107,7 +110,9 @@ func TestTokenLifecycle(t *testing.T) {
 	ok(t, v.get(path, nil))
 
 	// Missing, malformed or unknown tokens are 601.
-	failed(t, v.do(request{path: path, token: strp("")}), "601")
+	r := v.do(request{path: path, token: strp("")})
+	failed(t, r, "601")
+	golden(t, "token_invalid.json", r.Raw)
 	failed(t, v.do(request{path: path, token: strp("nope")}), "601")
 	failed(t, v.do(request{path: path, token: strp(""), header: http.Header{"Authorization": {"Basic abc"}}}), "601")
 

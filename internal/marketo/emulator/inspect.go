@@ -50,9 +50,10 @@ type Stats struct {
 	// Endpoints counts the routed calls per endpoint, e.g.
 	// "DELETE /rest/v1/lists/{id}/leads.json".
 	Endpoints map[string]int64 `json:"endpoints"`
-	Leads     int64            `json:"leads"`
-	Folders   int64            `json:"folders"`
-	Lists     int64            `json:"lists"`
+	// Leads, Folders and Lists count what the instance holds.
+	Leads   int64 `json:"leads"`
+	Folders int64 `json:"folders"`
+	Lists   int64 `json:"lists"`
 	// Imports and Exports count bulk jobs by status.
 	Imports map[string]int64 `json:"imports"`
 	Exports map[string]int64 `json:"exports"`
