@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"golang.org/x/term"
@@ -118,6 +119,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...O
 	for _, o := range opts {
 		o(e)
 	}
+	if e.terminal == nil {
+		t := e.isTerminal(stderr)
+		e.terminal = &t
+	}
+	// Logs (from many goroutines) and progress lines share stderr.
+	e.stderr = &lockedWriter{w: stderr}
 	if len(args) == 0 {
 		usage(e.stderr)
 		return ExitUsage
@@ -310,4 +317,16 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "listsync %s\n", Version)
 	return nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu stdsync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -124,7 +124,7 @@ func newZap(w io.Writer, level zapcore.Level, jsonFormat, color bool) *zap.Logge
 		}
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level))
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level))
 }
 
 // syncsNamed returns the named syncs (all when names is empty), or a usage
