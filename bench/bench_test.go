@@ -244,8 +244,12 @@ func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	o, err := parseOptions([]string{"--quick"}, os.Stderr)
 	require.NoError(t, err)
-	require.Equal(t, []int64{100_000, 300_000}, o.DiffNs)
+	require.Equal(t, []int64{50_000, 150_000}, o.DiffNs)
 	require.Equal(t, "", o.Out, "a quick run prints instead of overwriting BENCHMARKS.md")
+	require.Equal(t, []string{"diff", "api", "e2e", "scale"}, o.Cases, "the Go benchmarks take minutes: not in a quick run")
+
+	o, err = parseOptions(nil, os.Stderr)
+	require.NoError(t, err)
 	require.Equal(t, allCases, o.Cases)
 
 	o, err = parseOptions([]string{"--cases", "1,api", "--n", "1_000_000"}, os.Stderr)

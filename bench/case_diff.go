@@ -47,6 +47,12 @@ func (b *Bench) people(ctx context.Context, table string, rows int64) (*Warehous
 	return w, nil
 }
 
+// floorCmd is psql's \copy of a model to /dev/null: the least any reader of
+// the model's rows can spend.
+func (b *Bench) floorCmd(model string) Cmd {
+	return Cmd{Path: "psql", Args: []string{"-X", "-q", "-d", b.opt.PGURL, "-c", `\copy (` + model + `) to /dev/null`}}
+}
+
 // fastEmu is an emulator for setup only: no limits, instant bulk jobs.
 func fastEmu() (*Emu, error) {
 	return StartEmu(emulator.Config{
@@ -124,7 +130,7 @@ func (b *Bench) caseDiff(ctx context.Context) (Section, error) {
 			if err := s.SetModel("diff", churned); err != nil {
 				return err
 			}
-			floorCmd := Cmd{Path: "psql", Args: []string{"-X", "-q", "-d", b.opt.PGURL, "-c", `\copy (` + churned + `) to /dev/null`}}
+			floorCmd := b.floorCmd(churned)
 			var floors, plans []Measurement
 			var plan PlanJSON
 			var planCmd Cmd
@@ -171,6 +177,16 @@ func (b *Bench) caseDiff(ctx context.Context) (Section, error) {
 			return sec, err
 		}
 	}
+	var base []Measurement
+	for range 3 {
+		m, err := Measure(ctx, Cmd{Path: b.bin, Args: []string{"version"}})
+		if err != nil {
+			return sec, err
+		}
+		base = append(base, m)
+	}
+	sec.Notes = append(sec.Notes, fmt.Sprintf("For scale: `listsync version` alone peaks at %s RSS, almost all of it the binary's own file-backed pages "+
+		"(shared and reclaimable, but counted by ru_maxrss); the rest of a plan's peak is its heap.", fmtMB(Summarize(base).MaxRSS)))
 	if len(results) >= 2 {
 		first, last := results[0], results[len(results)-1]
 		growth := float64(last.plan.MaxRSS) / float64(first.plan.MaxRSS)

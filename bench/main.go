@@ -69,8 +69,8 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	var repeats, e2eReps int
 	var ops, e2eN int64
 	fs.BoolVar(&o.Quick, "quick", false, "small sizes and fewer repeats: finishes in under two minutes and prints the report instead of writing BENCHMARKS.md (unless --out is given)")
-	fs.StringVar(&cases, "cases", strings.Join(allCases, ","), "comma-separated cases to run: diff (1), api (2), e2e (3), scale (4), gobench (the in-package Go benchmarks)")
-	fs.StringVar(&ns, "n", "", "comma-separated model sizes of the diff case (default 1000000,5000000; quick 100000,300000)")
+	fs.StringVar(&cases, "cases", "", "comma-separated cases to run: diff (1), api (2), e2e (3), scale (4), gobench (the in-package Go benchmarks); default all, and all but gobench with --quick")
+	fs.StringVar(&ns, "n", "", "comma-separated model sizes of the diff case (default 1000000,5000000; quick 50000,150000)")
 	fs.IntVar(&repeats, "repeats", 0, "repeats of each diff measurement, reported as medians (default 5; quick 3)")
 	fs.Int64Var(&ops, "ops", 0, "adds and removes of the API-economy case (default 100000; quick 10000)")
 	fs.Int64Var(&e2eN, "e2e-n", 0, "members of the end-to-end and scale cases (default 1000000; quick 20000)")
@@ -92,6 +92,12 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (bench takes flags only; see --help)", fs.Args())
+	}
+	if cases == "" {
+		cases = strings.Join(allCases, ",")
+		if o.Quick {
+			cases = "diff,api,e2e,scale"
+		}
 	}
 	for _, c := range strings.Split(cases, ",") {
 		c = strings.TrimSpace(c)
@@ -127,7 +133,7 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	if ns == "" {
 		ns = "1000000,5000000"
 		if o.Quick {
-			ns = "100000,300000"
+			ns = "50000,150000"
 		}
 	}
 	for _, s := range strings.Split(ns, ",") {
