@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -287,4 +289,28 @@ func TestValidateConnect(t *testing.T) {
 	require.Equal(t, cli.ExitFailed, code)
 	require.Contains(t, stdout, "FAILED warehouse analytics (postgres)")
 	require.NotContains(t, stdout, testPGPassword)
+}
+
+func TestHealthcheck(t *testing.T) {
+	t.Parallel()
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready"))
+	}))
+	defer ok.Close()
+	code, stdout, _ := runCLI(t, nil, "healthcheck", ok.URL+"/readyz")
+	require.Equal(t, cli.ExitOK, code)
+	require.Contains(t, stdout, "200 OK")
+	code, _, stderr := runCLI(t, nil, "healthcheck", ok.URL+"/other")
+	require.Equal(t, cli.ExitFailed, code)
+	require.Contains(t, stderr, "503")
+	code, _, _ = runCLI(t, nil, "healthcheck", "http://127.0.0.1:1/readyz", "--timeout", "1s")
+	require.Equal(t, cli.ExitFailed, code)
+	code, _, _ = runCLI(t, nil, "healthcheck", "ftp://x")
+	require.Equal(t, cli.ExitUsage, code)
+	code, _, _ = runCLI(t, nil, "healthcheck")
+	require.Equal(t, cli.ExitUsage, code)
 }
