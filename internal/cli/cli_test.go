@@ -314,3 +314,22 @@ func TestHealthcheck(t *testing.T) {
 	code, _, _ = runCLI(t, nil, "healthcheck")
 	require.Equal(t, cli.ExitUsage, code)
 }
+
+// TestRunProgressOnTerminal: a long run shows its progress on a terminal,
+// and not otherwise (nor with --json).
+func TestRunProgressOnTerminal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.insert("trial", person{"a@example.com", "A", "X"})
+	h.writeFile("models/trial_users.sql", "SELECT email, first_name, company FROM people, pg_sleep(1.3) WHERE plan = 'trial'\n")
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(t.Context(), []string{"run", "trial_users", "--config", h.cfg}, &stdout, &stderr,
+		cli.WithLookupEnv(h.lookup), cli.WithTerminal(true), cli.WithTempDir(t.TempDir()))
+	require.Equal(t, cli.ExitOK, code, stderr.String())
+	require.Contains(t, stderr.String(), "trial_users: running for 1s")
+	require.Contains(t, stdout.String(), "trial_users: succeeded")
+
+	code, _, stderrPlain := h.run("run", "trial_users")
+	require.Equal(t, cli.ExitOK, code)
+	require.NotContains(t, stderrPlain, "running for")
+}
