@@ -257,7 +257,7 @@ func TestParseOptions(t *testing.T) {
 	require.Equal(t, []string{"diff", "api"}, o.Cases)
 	require.Equal(t, []int64{1_000_000}, o.DiffNs)
 	require.Equal(t, "BENCHMARKS.md", o.Out)
-	require.Equal(t, 5, o.Repeats)
+	require.Equal(t, 3, o.Repeats)
 
 	_, err = parseOptions([]string{"--cases", "fast"}, os.Stderr)
 	require.ErrorContains(t, err, `unknown case "fast"`)

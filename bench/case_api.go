@@ -123,7 +123,7 @@ func (b *Bench) caseAPI(ctx context.Context) (Section, error) {
 				bounds.RemoveMin, fmtDur(bounds.RemoveBound), fmtInt(ops), fmtInt(int64(b.opt.ImportRS)), fmtDur(bounds.AddBound)),
 		},
 	}
-	reps := max(1, b.opt.E2EReps)
+	reps := b.opt.APIReps
 	w, err := b.people(ctx, "people_api", base+ops)
 	if err != nil {
 		return sec, err

@@ -154,7 +154,8 @@ func (b *Bench) caseGoBench(ctx context.Context) (Section, error) {
 		return sec, err
 	}
 	tbl := &Table{Header: []string{"package", "benchmark", "time/op", "reported metrics", "B/op", "allocs/op", "reproduce"}}
-	prof := &Table{Caption: "What the profiles of these benchmarks spend their time and memory on (top functions by flat CPU, and by bytes allocated):",
+	prof := &Table{Caption: "What the profiles of these benchmarks spend their time and memory on (top functions by flat CPU, and by bytes allocated). " +
+		"A profile covers the whole test binary, so the benchmark's setup (generating rows, seeding the emulator) shows too.",
 		Header: []string{"package", "CPU (flat)", "allocated (flat)"}}
 	sec.Tables = []*Table{tbl}
 	profDir := filepath.Join(b.work, "profiles")
@@ -222,7 +223,9 @@ func pprofTop(ctx context.Context, path, sampleIndex string, n int) string {
 	if _, err := os.Stat(path); err != nil {
 		return "(no profile)"
 	}
-	args := []string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n)}
+	// asyncPreempt collects the samples of goroutines preempted while the
+	// machine is busy; it says nothing about the code.
+	args := []string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n), `-hide=^runtime\.asyncPreempt$`}
 	if sampleIndex != "" {
 		args = append(args, "-sample_index="+sampleIndex)
 	}
