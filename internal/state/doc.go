@@ -8,7 +8,10 @@
 // The ledger records what Marketo confirmed, never what listsync meant to
 // send: the engine writes to it only through [Store.ApplyBatch], once per
 // batch Marketo has answered, so that a crash at any moment leaves the ledger
-// true and the next run resumes from it.
+// true and the next run resumes from it. The one exception marks doubt, not
+// membership: just before a batch is sent, its adds and removals are
+// recorded as pending members ([PendingHash]), so that a batch whose answer
+// is lost is sent again instead of forgotten.
 //
 // Keys are compared bytewise everywhere (Go's string order). Every backend
 // returns members and rejects in that order, because the engine diffs a

@@ -101,18 +101,35 @@ type Binding struct {
 	NeedsResync bool
 }
 
-// Member is a lead that Marketo confirmed on the sync's list.
+// Member is a lead that Marketo confirmed on the sync's list, or one in
+// doubt (see [PendingHash]).
 type Member struct {
 	// Key is the normalised value of the sync's lookup field.
 	Key string
 	// LeadID is Marketo's lead ID, or 0 when it is not known.
 	LeadID int64
 	// FieldsHash is the hash of the mapped fields last confirmed for the
-	// lead, or nil when it is not known (the fields are then re-sent).
+	// lead, nil when it is not known (the fields are then re-sent), or
+	// PendingHash.
 	FieldsHash []byte
 	// ConfirmedAt is when Marketo last confirmed the member.
 	ConfirmedAt time.Time
 }
+
+// PendingHash is the [Member.FieldsHash] of a member in doubt. The engine
+// records a key so, in one transaction, just before it sends the key's add
+// or removal to Marketo, and replaces the record with Marketo's answer once
+// it has one. A key still pending when a run starts belongs to a push whose
+// answer was lost (a crash, a SIGKILL, a timeout): Marketo may or may not
+// have applied it, so the run sends it again, the add when the model has the
+// key and the removal when it does not. Without the mark, an add applied but
+// never recorded would leave a member no later run removes, and a removal
+// applied but never recorded would hide a member's absence from every later
+// diff.
+const PendingHash = "\x00pending"
+
+// Pending reports whether the member is in doubt (see [PendingHash]).
+func (m Member) Pending() bool { return string(m.FieldsHash) == PendingHash }
 
 // Op is the operation Marketo rejected.
 type Op string
@@ -149,10 +166,14 @@ type Rejection struct {
 // Batch is what Marketo did with one batch of rows. [Store.ApplyBatch]
 // applies it in one transaction:
 //   - each of Confirmed is upserted as a member (a zero LeadID keeps the lead
-//     ID already known) and its reject, if any, is deleted;
+//     ID already known) and its reject, if any, is deleted, unless its
+//     FieldsHash is PendingHash: marking a key pending keeps its reject, so
+//     that a row rejected again keeps backing off;
 //   - each key of Removed is deleted from the members and from the rejects;
 //   - each of Rejected is upserted as a reject: Attempts grows by one and
-//     NextAttemptAt becomes At plus Backoff's delay for that attempt;
+//     NextAttemptAt becomes At plus Backoff's delay for that attempt; a
+//     rejected add also deletes the key's member when it is pending (the
+//     add Marketo refused made no member);
 //   - each key of Forget is deleted from the rejects (rows the model no
 //     longer asks for).
 //

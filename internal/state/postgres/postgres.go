@@ -325,8 +325,15 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				return fmt.Errorf("upserting members: %w", err)
 			}
 			if hasRejects {
+				// A key marked pending (in doubt) keeps its reject.
+				settled := make([]string, 0, n)
+				for _, m := range b.Confirmed {
+					if !m.Pending() {
+						settled = append(settled, m.Key)
+					}
+				}
 				if _, err := tx.Exec(ctx, `DELETE FROM listsync_rejects WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
-					syncName, keys); err != nil {
+					syncName, settled); err != nil {
 					return fmt.Errorf("deleting rejects: %w", err)
 				}
 			}
@@ -369,6 +376,19 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 					op = excluded.op`,
 				syncName, keys, ops, codes, reasons, b.At, bo.Base.Microseconds(), bo.MaxDoublings(), bo.Max.Microseconds()); err != nil {
 				return fmt.Errorf("upserting rejects: %w", err)
+			}
+			// A refused add made no member of a key in doubt.
+			var adds []string
+			for _, r := range b.Rejected {
+				if r.Op == state.OpAdd {
+					adds = append(adds, r.Key)
+				}
+			}
+			if len(adds) > 0 {
+				if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1 AND lead_key = ANY($2::text[]) AND fields_hash = $3`,
+					syncName, adds, []byte(state.PendingHash)); err != nil {
+					return fmt.Errorf("deleting pending members of rejected adds: %w", err)
+				}
 			}
 		}
 		if len(b.Forget) > 0 {

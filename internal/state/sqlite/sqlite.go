@@ -389,6 +389,9 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				if _, err := up.ExecContext(ctx, syncName, m.Key, nullID(m.LeadID), m.FieldsHash, at); err != nil {
 					return err
 				}
+				if m.Pending() {
+					continue // a key in doubt keeps its reject
+				}
 				if err := delReject(m.Key); err != nil {
 					return err
 				}
@@ -428,10 +431,21 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				return err
 			}
 			defer up.Close()
+			// A refused add made no member of a key in doubt.
+			delPending, err := tx.PrepareContext(ctx, `DELETE FROM members WHERE sync_name = ? AND lead_key = ? AND fields_hash = ?`)
+			if err != nil {
+				return err
+			}
+			defer delPending.Close()
 			for _, r := range b.Rejected {
 				if _, err := up.ExecContext(ctx, syncName, r.Key, string(r.Op), r.Code, r.Reason, at,
 					bo.Base.Microseconds(), bo.MaxDoublings(), bo.Max.Microseconds()); err != nil {
 					return err
+				}
+				if r.Op == state.OpAdd {
+					if _, err := delPending.ExecContext(ctx, syncName, r.Key, []byte(state.PendingHash)); err != nil {
+						return err
+					}
 				}
 			}
 		}

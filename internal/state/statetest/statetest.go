@@ -36,6 +36,7 @@ func Exercise(t *testing.T, open OpenFunc) {
 		{"BindList", testBindList},
 		{"KeyOrderIsBytewise", testKeyOrder},
 		{"ApplyBatch", testApplyBatch},
+		{"PendingMembers", testPending},
 		{"BatchValidation", testBatchValidation},
 		{"RejectBackoff", testRejectBackoff},
 		{"ReplaceMembers", testReplaceMembers},
@@ -237,6 +238,58 @@ func testApplyBatch(t *testing.T, s state.Store, _ OpenFunc) {
 	require.EqualValues(t, 3, n)
 
 	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: later}), "an empty batch is fine")
+}
+
+// testPending: a key marked pending before a push keeps its reject (so a
+// row rejected again keeps backing off); a refused add deletes a pending
+// member but never a confirmed one; an outcome replaces the mark.
+func testPending(t *testing.T, s state.Store, _ OpenFunc) {
+	c := ctx(t)
+	const sy = "pending"
+	pending := func(keys ...string) state.Batch {
+		b := state.Batch{At: at}
+		for _, k := range keys {
+			b.Confirmed = append(b.Confirmed, state.Member{Key: k, FieldsHash: []byte(state.PendingHash)})
+		}
+		return b
+	}
+	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: at,
+		Confirmed: []state.Member{{Key: "kept@x.com", LeadID: 7, FieldsHash: []byte{7}}},
+		Rejected:  []state.Rejection{{Key: "retry@x.com", Op: state.OpAdd, Code: "1006", Reason: "r"}}}))
+	require.NoError(t, s.ApplyBatch(c, sy, pending("kept@x.com", "new@x.com", "retry@x.com", "refused@x.com")))
+	got := members(t, s, sy)
+	require.Equal(t, []string{"kept@x.com", "new@x.com", "refused@x.com", "retry@x.com"}, keysOf(got))
+	for _, m := range got {
+		require.True(t, m.Pending(), m.Key)
+	}
+	require.EqualValues(t, 7, got[0].LeadID, "marking keeps the lead id")
+	rs := rejects(t, s, sy)
+	require.Len(t, rs, 1, "marking keeps the reject")
+
+	later := at.Add(2 * time.Hour)
+	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: later,
+		Confirmed: []state.Member{{Key: "new@x.com", LeadID: 8, FieldsHash: []byte{8}}},
+		Removed:   []string{"kept@x.com"},
+		Rejected: []state.Rejection{
+			{Key: "retry@x.com", Op: state.OpAdd, Code: "1006", Reason: "r"},
+			{Key: "refused@x.com", Op: state.OpAdd, Code: "1003", Reason: "r"},
+		}}))
+	got = members(t, s, sy)
+	require.Equal(t, []string{"new@x.com"}, keysOf(got), "refused adds made no member")
+	require.False(t, got[0].Pending())
+	rs = rejects(t, s, sy)
+	require.Len(t, rs, 2)
+	require.Equal(t, "refused@x.com", rs[0].Key)
+	require.Equal(t, 2, rs[1].Attempts, "the reject of a pending key kept counting")
+
+	// A refused add (a field update) never deletes a confirmed member, and
+	// a refused removal keeps the pending member for the next run.
+	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: later,
+		Rejected: []state.Rejection{{Key: "new@x.com", Op: state.OpAdd, Code: "1006", Reason: "r"}}}))
+	require.NoError(t, s.ApplyBatch(c, sy, pending("gone@x.com")))
+	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: later,
+		Rejected: []state.Rejection{{Key: "gone@x.com", Op: state.OpRemove, Code: "1013", Reason: "r"}}}))
+	require.Equal(t, []string{"gone@x.com", "new@x.com"}, keysOf(members(t, s, sy)))
 }
 
 func testBatchValidation(t *testing.T, s state.Store, _ OpenFunc) {
