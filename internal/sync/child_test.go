@@ -177,7 +177,9 @@ func TestSIGKILLMidPush(t *testing.T) {
 	// the list in Marketo.
 	var ledger []string
 	require.NoError(t, store.ScanMembers(ctx, killSync, func(m state.Member) error {
-		ledger = append(ledger, m.Key)
+		if !m.Pending() { // marked just before a push whose answer never came
+			ledger = append(ledger, m.Key)
+		}
 		return nil
 	}))
 	listed := map[string]bool{}

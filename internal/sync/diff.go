@@ -276,6 +276,21 @@ func diff(ctx context.Context, model recordIter, members iter.Seq2[state.Member,
 				return st, err
 			}
 			st.Adds++
+		case inModel && inLedger && m.Pending():
+			// An add or removal whose answer was lost: the lead may or may
+			// not be on the list, so it is added again.
+			handled = true
+			if !due(r, state.OpAdd) {
+				st.Deferred++
+				sink.deferred(key, state.OpAdd)
+				break
+			}
+			cur.kind = kindAdd
+			cur.leadID = m.LeadID
+			if err := sink.emit(&cur); err != nil {
+				return st, err
+			}
+			st.Adds++
 		case inModel && inLedger:
 			if !p.hasFields || bytes.Equal(m.FieldsHash, cur.hash[:]) {
 				break

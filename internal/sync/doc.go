@@ -23,7 +23,12 @@
 //  5. Check the guards (an empty model, too many removes) before any change.
 //  6. Push adds and updates, then removes, in chunks; commit each batch's
 //     outcome as soon as Marketo answers it: confirmed rows into the ledger,
-//     rejected rows into the rejects with a growing retry delay.
+//     rejected rows into the rejects with a growing retry delay. Before a
+//     chunk is sent, its adds and removes are recorded as pending
+//     (state.PendingHash): if the answer is lost to a crash, a kill or a
+//     timeout, the next run sends them again (the add if the model still
+//     has the key, else the removal), so that no change is lost whatever
+//     the model says by then.
 //  7. Record the run's counts, API calls and error.
 //
 // The diff is a streaming merge in Go rather than an anti-join in the state

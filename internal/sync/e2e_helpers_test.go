@@ -188,6 +188,20 @@ func (e *env) ledger(syncName string) []string {
 	return out
 }
 
+// confirmed returns the ledger's keys that Marketo confirmed, leaving out
+// those marked pending before a push whose answer never came.
+func (e *env) confirmed(syncName string) []string {
+	e.t.Helper()
+	var out []string
+	require.NoError(e.t, e.store.ScanMembers(e.ctx, syncName, func(m state.Member) error {
+		if !m.Pending() {
+			out = append(out, m.Key)
+		}
+		return nil
+	}))
+	return out
+}
+
 // requireConverged checks that the list and the ledger both hold exactly want.
 func (e *env) requireConverged(syncName string, listID int64, want ...string) {
 	e.t.Helper()
@@ -206,6 +220,7 @@ func (e *env) requireConverged(syncName string, listID int64, want ...string) {
 		ledger = []string{}
 	}
 	require.Equal(e.t, want, ledger, "the ledger")
+	require.Equal(e.t, ledger, append([]string{}, e.confirmed(syncName)...), "no member is left pending")
 }
 
 // listID returns the ID of the list named name.

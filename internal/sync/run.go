@@ -384,8 +384,12 @@ func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path stri
 		}
 		inFlight := make(map[string]pending, len(chunk))
 		leads := make([]marketo.Lead, len(chunk))
+		var doubt []state.Member
 		for i, rec := range chunk {
 			inFlight[rec.key] = pending{kind: rec.kind, leadID: rec.leadID, hash: rec.hash}
+			if rec.kind == kindAdd {
+				doubt = append(doubt, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: []byte(state.PendingHash)})
+			}
 			leads[i].Key = rec.key
 			if len(fieldNames) > 0 {
 				leads[i].Fields = make(map[string]string, len(fieldNames))
@@ -395,6 +399,9 @@ func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path stri
 			}
 		}
 		chunk = nil
+		if err := r.markPending(ctx, doubt); err != nil {
+			return err
+		}
 		err = r.e.mkto.AddToList(ctx, marketo.AddParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			FieldNames: fieldNames, Leads: leads}, r.commitFunc(state.OpAdd, inFlight))
 		if err != nil {
@@ -420,9 +427,14 @@ func (r *runner) pushRemoves(ctx context.Context, path string) error {
 		}
 		inFlight := make(map[string]pending, len(chunk))
 		members := make([]marketo.Member, len(chunk))
+		doubt := make([]state.Member, len(chunk))
 		for i, rec := range chunk {
 			inFlight[rec.key] = pending{kind: kindRemove, leadID: rec.leadID}
 			members[i] = marketo.Member{Key: rec.key, LeadID: rec.leadID}
+			doubt[i] = state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: []byte(state.PendingHash)}
+		}
+		if err := r.markPending(ctx, doubt); err != nil {
+			return err
 		}
 		err = r.e.mkto.RemoveFromList(ctx, marketo.RemoveParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			Members: members}, r.commitFunc(state.OpRemove, inFlight))
@@ -430,6 +442,20 @@ func (r *runner) pushRemoves(ctx context.Context, path string) error {
 			return fmt.Errorf("removing from list %d: %w", r.list.ID, err)
 		}
 	}
+}
+
+// markPending records the adds and removals about to be sent as members in
+// doubt (state.PendingHash), in one transaction, before anything is sent:
+// if their answer is lost, the next run sends them again, whatever the model
+// says by then. Marketo's answers replace the marks (commitFunc).
+func (r *runner) markPending(ctx context.Context, members []state.Member) error {
+	if len(members) == 0 {
+		return nil
+	}
+	if err := r.e.store.ApplyBatch(ctx, r.spec.Name, state.Batch{At: r.e.now(), Confirmed: members}); err != nil {
+		return fmt.Errorf("recording the batch about to be sent: %w", err)
+	}
+	return nil
 }
 
 // commitFunc records each batch's outcomes in the ledger, in one
