@@ -7,7 +7,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if childMain() {
+	if childMain() || crashChildMain() {
 		return
 	}
 	goleak.VerifyTestMain(m)
