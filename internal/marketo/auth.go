@@ -176,3 +176,20 @@ func (t *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) 
 	c.record(ctx, identityLabel, "ok", false)
 	return tr.AccessToken, time.Duration(tr.ExpiresIn) * time.Second, nil
 }
+
+// Ping checks that the endpoint is a Marketo instance that accepts the
+// client's credentials, by fetching an access token (or reusing the one the
+// client holds). Identity calls count against neither the rate limit nor the
+// daily quota. It makes a single attempt, so that a wrong endpoint fails at
+// once rather than after the retries a transient failure gets; refused
+// credentials give an error wrapping [ErrAuth].
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.auth.token(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil || errors.Is(err, ErrAuth):
+		return fmt.Errorf("reaching marketo at %s: %w", redactURL(c.base), err)
+	}
+	return fmt.Errorf("reaching marketo at %s (is it the REST endpoint shown in Admin > Web Services?): %w", redactURL(c.base), err)
+}

@@ -22,6 +22,10 @@
 //   - [Client.ListMembers] streams a list's members with their lead ids,
 //     paged or through a bulk extract.
 //
+// Two read-only methods check a configuration without changing anything:
+// [Client.Ping] fetches an access token (no API call), and [Client.FindList]
+// answers what ResolveList would do without creating a list.
+//
 // Add and remove report each batch's outcomes through a [CommitFunc] as soon
 // as Marketo has answered it. [WithCallCounter] counts the calls made under
 // a context, and Config.OnCall sees every call, for metrics.

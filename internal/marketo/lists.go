@@ -46,44 +46,102 @@ type assetFolder struct {
 // process creates the same name at the same moment, the name is looked up
 // again and that list is used.
 func (c *Client) ResolveList(ctx context.Context, ref ListRef) (List, error) {
+	lk, err := c.lookupList(ctx, ref)
+	if err != nil {
+		return List{}, fmt.Errorf("resolving static list%s: %w", describeRef(ref), err)
+	}
+	switch {
+	case lk.found:
+		return lk.list, nil
+	case ref.ID > 0:
+		return List{}, fmt.Errorf("resolving static list %d: %w: no static list has id %d", ref.ID, ErrListNotFound, ref.ID)
+	}
+	l, err := c.createList(ctx, lk.name, lk.folder)
+	if err != nil {
+		return List{}, fmt.Errorf("creating static list %q in folder %q: %w", lk.name, strings.TrimSpace(ref.Folder), err)
+	}
+	return l, nil
+}
+
+// FindList looks up the static list that ref names, read-only: it never
+// creates anything, and it answers what [Client.ResolveList] would do.
+//
+// By ID, ok reports whether the list exists. By name, ok reports whether a
+// list of that exact name exists; when none does, FindList also looks up
+// the folder that ResolveList would create it in, and returns ok false with
+// the List to be created (its Name, and the FolderID of that folder) when
+// the folder exists, or an error wrapping [ErrFolderNotFound] when it does
+// not ([ErrListNotFound] when ref.Folder is empty).
+func (c *Client) FindList(ctx context.Context, ref ListRef) (List, bool, error) {
+	lk, err := c.lookupList(ctx, ref)
+	if err != nil {
+		return List{}, false, fmt.Errorf("finding static list%s: %w", describeRef(ref), err)
+	}
+	if lk.found {
+		return lk.list, true, nil
+	}
+	if ref.ID > 0 {
+		return List{}, false, nil
+	}
+	return List{Name: lk.name, FolderID: lk.folder.folderID()}, false, nil
+}
+
+// listLookup is what lookupList learnt about a ListRef.
+type listLookup struct {
+	// name is the trimmed ref.Name.
+	name string
+	// list is the list, when found.
+	list  List
+	found bool
+	// folder is where a list named by name and not found would be
+	// created.
+	folder assetFolder
+}
+
+// lookupList finds the list ref names, and when ref names a list by name
+// that does not exist, the folder to create it in. It changes nothing. A
+// list named by ID that does not exist is not an error here (found is
+// false); a list named by name that cannot be created (no folder set, or no
+// such folder) is.
+func (c *Client) lookupList(ctx context.Context, ref ListRef) (listLookup, error) {
 	name := strings.TrimSpace(ref.Name)
 	switch {
 	case ref.ID < 0:
-		return List{}, fmt.Errorf("resolving static list: id %d is negative", ref.ID)
+		return listLookup{}, fmt.Errorf("id %d is negative", ref.ID)
 	case ref.ID > 0 && name != "":
-		return List{}, fmt.Errorf("resolving static list: both id %d and name %q are set; set one", ref.ID, ref.Name)
+		return listLookup{}, fmt.Errorf("both id %d and name %q are set; set one", ref.ID, ref.Name)
 	case ref.ID > 0:
 		l, ok, err := c.listByID(ctx, ref.ID)
-		if err != nil {
-			return List{}, fmt.Errorf("resolving static list %d: %w", ref.ID, err)
-		}
-		if !ok {
-			return List{}, fmt.Errorf("resolving static list %d: %w: no static list has id %d", ref.ID, ErrListNotFound, ref.ID)
-		}
-		return l, nil
+		return listLookup{list: l, found: ok}, err
 	case name == "":
-		return List{}, errors.New("resolving static list: neither an id nor a name is set")
+		return listLookup{}, errors.New("neither an id nor a name is set")
 	}
 	l, ok, err := c.listByName(ctx, name)
-	if err != nil {
-		return List{}, fmt.Errorf("resolving static list %q: %w", name, err)
-	}
-	if ok {
-		return l, nil
+	if err != nil || ok {
+		return listLookup{name: name, list: l, found: ok}, err
 	}
 	folder := strings.TrimSpace(ref.Folder)
 	if folder == "" {
-		return List{}, fmt.Errorf("resolving static list %q: %w, and no folder is set to create it in", name, ErrListNotFound)
+		return listLookup{}, fmt.Errorf("%w, and no folder is set to create it in", ErrListNotFound)
 	}
 	f, err := c.folderByName(ctx, folder)
 	if err != nil {
-		return List{}, fmt.Errorf("resolving static list %q: %w", name, err)
+		return listLookup{}, err
 	}
-	l, err = c.createList(ctx, name, f)
-	if err != nil {
-		return List{}, fmt.Errorf("creating static list %q in folder %q: %w", name, folder, err)
+	return listLookup{name: name, folder: f}, nil
+}
+
+// describeRef names ref in messages after "static list": a space and its
+// id or quoted name, or nothing when it has neither.
+func describeRef(ref ListRef) string {
+	name := strings.TrimSpace(ref.Name)
+	switch {
+	case ref.ID != 0:
+		return " " + strconv.FormatInt(ref.ID, 10)
+	case name != "":
+		return " " + strconv.Quote(name)
 	}
-	return l, nil
+	return ""
 }
 
 // listByID reads a static list; ok is false when it does not exist.
