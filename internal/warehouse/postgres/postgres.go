@@ -260,11 +260,16 @@ func (r *rows) Next() bool {
 	return true
 }
 
-// fail records err, mapped, and ends the result.
+// fail records err, mapped, and ends the result. A connection lost in the
+// middle of the rows says so, and after how many: the driver's own words
+// ("unexpected EOF") do not.
 func (r *rows) fail(err error) {
 	var we *warehouse.Error
 	if !errors.As(err, &we) {
 		err = interpretError(r.ctx, r.p, err)
+		if errors.As(err, &we) && we.Kind == warehouse.ErrConnect && r.n > 0 {
+			we.Message = "the connection was lost after " + strconv.FormatInt(r.n, 10) + " rows: " + we.Message
+		}
 	}
 	r.err = err
 	r.finish()
