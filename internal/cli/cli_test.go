@@ -2,7 +2,9 @@ package cli_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -265,30 +267,145 @@ func TestValidateConnect(t *testing.T) {
 	require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	require.Contains(t, stdout, "ok     state store (sqlite)")
 	require.Contains(t, stdout, "ok     warehouse analytics (postgres)")
-	require.Contains(t, stdout, `ok     marketo list `)
-	require.Contains(t, stdout, `"Trial users"`)
-
-	// A wrong secret and a list that does not exist fail the check (exit 1)
-	// without showing the secret.
-	h.env["MARKETO_CLIENT_SECRET"] = "wrong-" + testClientSecret
-	code, stdout, stderr = h.run("validate", "--connect")
-	require.Equal(t, cli.ExitFailed, code)
-	require.Contains(t, stdout, "FAILED marketo list")
-	require.Contains(t, stderr, "connection checks failed")
-	require.NotContains(t, stdout+stderr, testClientSecret)
-
-	h.env["MARKETO_CLIENT_SECRET"] = testClientSecret
-	h.listID = 999999
-	h.writeConfig("")
-	code, stdout, _ = h.run("validate", "--connect")
-	require.Equal(t, cli.ExitFailed, code)
-	require.Contains(t, stdout, "list 999999 does not exist in Marketo")
+	require.Contains(t, stdout, "ok     marketo credentials ("+h.ts.URL+")")
+	require.Contains(t, stdout, fmt.Sprintf(`ok     marketo list %d (sync trial_users): "Trial users"`, h.listID))
 
 	h.env["WAREHOUSE_DSN"] = "postgres://nobody:" + testPGPassword + "@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"
 	code, stdout, _ = h.run("validate", "--connect")
 	require.Equal(t, cli.ExitFailed, code)
 	require.Contains(t, stdout, "FAILED warehouse analytics (postgres)")
 	require.NotContains(t, stdout, testPGPassword)
+}
+
+// TestValidateConnectMarketo: validate --connect checks the Marketo
+// credentials, every list_id and every list_name's list or folder, and
+// changes nothing in Marketo whatever it finds.
+func TestValidateConnectMarketo(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	other := httptest.NewServer(http.NotFoundHandler()) // a web server, not Marketo
+	t.Cleanup(other.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens at its address any more
+
+	tests := []struct {
+		name string
+		// edits replace text in the harness's config: trial_users names
+		// list_id h.listID ("Trial users"), everyone names list_name
+		// Everyone, marketo.folder is Audiences.
+		edits  func() []string
+		secret string
+		// everyone, when set, is created in Marketo first.
+		everyone bool
+		code     int
+		want     []string
+		wantNot  []string
+	}{
+		{
+			name: "list_id exists, list_name will be created",
+			code: cli.ExitOK,
+			want: []string{
+				"ok     marketo credentials (" + h.ts.URL + ")",
+				fmt.Sprintf(`ok     marketo list %d (sync trial_users): "Trial users"`, h.listID),
+				`ok     marketo list "Everyone" (sync everyone): will be created in folder "Audiences" (id `,
+			},
+		},
+		{
+			name:     "list_name exists",
+			everyone: true,
+			code:     cli.ExitOK,
+			want:     []string{`ok     marketo list "Everyone" (sync everyone): exists, id `},
+		},
+		{
+			name:  "list_id does not exist",
+			edits: func() []string { return []string{fmt.Sprintf("list_id: %d", h.listID), "list_id: 999999"} },
+			code:  cli.ExitFailed,
+			want: []string{
+				"FAILED marketo list 999999 (sync trial_users): list 999999 does not exist in Marketo (check the sync's list_id)",
+				`ok     marketo list "Everyone" (sync everyone): will be created`,
+			},
+		},
+		{
+			name:  "folder does not exist",
+			edits: func() []string { return []string{"folder: Audiences", "folder: Nowhere"} },
+			code:  cli.ExitFailed,
+			want: []string{
+				fmt.Sprintf(`ok     marketo list %d (sync trial_users)`, h.listID),
+				`FAILED marketo list "Everyone" (sync everyone): the list does not exist yet, and folder "Nowhere"`,
+				"create the folder in Marketo (Lead Database > Group Lists) or set marketo.folder",
+			},
+		},
+		{
+			name:    "wrong secret",
+			secret:  "wrong-" + testClientSecret,
+			code:    cli.ExitFailed,
+			want:    []string{"FAILED marketo credentials (" + h.ts.URL + ")", "check the client id and client secret", "skip   marketo lists"},
+			wantNot: []string{"ok     marketo list", "FAILED marketo list"},
+		},
+		{
+			// With no list_id anywhere, the credentials are still checked.
+			name: "wrong secret, lists named by name only",
+			edits: func() []string {
+				return []string{fmt.Sprintf("list_id: %d", h.listID), "list_name: Trial users"}
+			},
+			secret: "wrong-" + testClientSecret,
+			code:   cli.ExitFailed,
+			want:   []string{"FAILED marketo credentials", "check the client id and client secret"},
+		},
+		{
+			name:  "endpoint is not Marketo",
+			edits: func() []string { return []string{"endpoint: " + h.ts.URL, "endpoint: " + other.URL} },
+			code:  cli.ExitFailed,
+			want:  []string{"FAILED marketo credentials (" + other.URL + ")", "404", "REST endpoint shown in Admin > Web Services", "skip   marketo lists"},
+		},
+		{
+			name:  "nothing listening at the endpoint",
+			edits: func() []string { return []string{"endpoint: " + h.ts.URL, "endpoint: " + closed.URL} },
+			code:  cli.ExitFailed,
+			want:  []string{"FAILED marketo credentials (" + closed.URL + ")", "connection refused", "skip   marketo lists"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.t = t
+			h.writeConfig("")
+			if tt.edits != nil {
+				e := tt.edits()
+				data, err := os.ReadFile(h.cfg)
+				require.NoError(t, err)
+				require.Contains(t, string(data), e[0])
+				h.writeFile("listsync.yaml", strings.Replace(string(data), e[0], e[1], 1))
+			}
+			h.env["MARKETO_CLIENT_SECRET"] = cmp.Or(tt.secret, testClientSecret)
+			if tt.everyone {
+				h.em.CreateStaticList("Everyone", h.em.CreateFolder("Elsewhere"))
+				t.Cleanup(func() {
+					for _, l := range h.em.StaticLists() {
+						if l.Name == "Everyone" {
+							h.em.DeleteStaticList(l.ID)
+						}
+					}
+				})
+			}
+			lists := len(h.em.StaticLists())
+			creates := h.em.Stats().Endpoints["POST /rest/asset/v1/staticLists.json"]
+
+			code, stdout, stderr := h.run("validate", "--connect")
+			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			for _, s := range tt.want {
+				require.Contains(t, stdout, s)
+			}
+			for _, s := range tt.wantNot {
+				require.NotContains(t, stdout, s)
+			}
+			if tt.code == cli.ExitFailed {
+				require.Contains(t, stderr, "connection checks failed")
+			}
+			require.NotContains(t, stdout+stderr, testClientSecret)
+			require.Len(t, h.em.StaticLists(), lists, "validate created no list")
+			require.Equal(t, creates, h.em.Stats().Endpoints["POST /rest/asset/v1/staticLists.json"], "validate sent no create")
+		})
+	}
 }
 
 func TestHealthcheck(t *testing.T) {

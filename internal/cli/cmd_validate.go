@@ -21,9 +21,10 @@ warehouse references and settings, list settings and the Marketo budget.
 Every problem is reported with its line.
 
 With --connect it also opens the state store, runs a trivial query on every
-warehouse, and reaches Marketo: it checks the credentials and that every list
-named by list_id exists. (Lists named by list_name are found, or created in
-marketo.folder, by their first run.)`
+warehouse, and reaches Marketo without changing anything there: it checks the
+endpoint and the credentials (an access token, which costs no API call), that
+every list named by list_id exists, and that every list named by list_name
+exists or can be created by its first run (marketo.folder exists).`
 
 const connectTimeout = 30 * time.Second
 
@@ -119,21 +120,21 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		failed++
 		fmt.Fprintf(w, "  FAILED marketo: %v\n", err)
 	} else {
-		for i := range cfg.Syncs {
-			s := &cfg.Syncs[i]
-			if s.ListID == 0 {
-				continue
+		reached := false
+		check(fmt.Sprintf("marketo credentials (%s)", cfg.Marketo.Endpoint), func(ctx context.Context) (string, error) {
+			err := client.Ping(ctx)
+			reached = err == nil
+			return "", err
+		})
+		if reached {
+			for i := range cfg.Syncs {
+				s := &cfg.Syncs[i]
+				check(fmt.Sprintf("marketo %s (sync %s)", listLabel(s), s.Name), func(ctx context.Context) (string, error) {
+					return findList(ctx, client, cfg, s)
+				})
 			}
-			check(fmt.Sprintf("marketo list %d (sync %s)", s.ListID, s.Name), func(ctx context.Context) (string, error) {
-				list, err := client.ResolveList(ctx, marketo.ListRef{ID: s.ListID})
-				if errors.Is(err, marketo.ErrListNotFound) {
-					return "", fmt.Errorf("list %d does not exist in Marketo (check the sync's list_id)", s.ListID)
-				}
-				if err != nil {
-					return "", err
-				}
-				return fmt.Sprintf(": %q", list.Name), nil
-			})
+		} else if len(cfg.Syncs) > 0 {
+			fmt.Fprintf(w, "  skip   marketo lists: not checked without a connection to Marketo\n")
 		}
 	}
 	if failed > 0 {
@@ -141,4 +142,31 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		return errReported
 	}
 	return nil
+}
+
+// listLabel names a sync's list in a check's line.
+func listLabel(s *config.Sync) string {
+	if s.ListID != 0 {
+		return fmt.Sprintf("list %d", s.ListID)
+	}
+	return fmt.Sprintf("list %q", s.ListName)
+}
+
+// findList checks, read-only, that a sync's list exists, or that its first
+// run can create it, and returns the detail of the check's line.
+func findList(ctx context.Context, client *marketo.Client, cfg *config.Config, s *config.Sync) (string, error) {
+	list, ok, err := client.FindList(ctx, listRef(cfg, s))
+	switch {
+	case s.ListID != 0 && err == nil && !ok:
+		return "", fmt.Errorf("list %d does not exist in Marketo (check the sync's list_id)", s.ListID)
+	case errors.Is(err, marketo.ErrFolderNotFound):
+		return "", fmt.Errorf("the list does not exist yet, and folder %q, where its first run would create it, does not exist in Marketo: create the folder in Marketo (Lead Database > Group Lists) or set marketo.folder to an existing folder", cfg.Marketo.Folder)
+	case err != nil:
+		return "", err
+	case !ok:
+		return fmt.Sprintf(": will be created in folder %q (id %d) by its first run", cfg.Marketo.Folder, list.FolderID), nil
+	case s.ListID != 0:
+		return fmt.Sprintf(": %q", list.Name), nil
+	}
+	return fmt.Sprintf(": exists, id %d", list.ID), nil
 }
