@@ -405,7 +405,7 @@ func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path stri
 		err = r.e.mkto.AddToList(ctx, marketo.AddParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			FieldNames: fieldNames, Leads: leads}, r.commitFunc(state.OpAdd, inFlight))
 		if err != nil {
-			return fmt.Errorf("adding to list %d: %w", r.list.ID, err)
+			return err // the client's errors name the list and the step
 		}
 	}
 }
@@ -439,7 +439,7 @@ func (r *runner) pushRemoves(ctx context.Context, path string) error {
 		err = r.e.mkto.RemoveFromList(ctx, marketo.RemoveParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			Members: members}, r.commitFunc(state.OpRemove, inFlight))
 		if err != nil {
-			return fmt.Errorf("removing from list %d: %w", r.list.ID, err)
+			return err // the client's errors name the list and the step
 		}
 	}
 }
