@@ -163,9 +163,22 @@ func (a *adder) report(ctx context.Context, byIdx map[int]Outcome) error {
 // add-to-list, several batches at a time (the limiter paces the calls).
 // After an error no new batch starts; batches in flight finish and commit.
 func (a *adder) rest(ctx context.Context) error {
-	batches, err := a.restBatches()
+	batches, tooLarge, err := a.restBatches()
 	if err != nil {
 		return err
+	}
+	if len(tooLarge) > 0 {
+		// One oversized lead is that lead's problem, not the whole push's:
+		// it is rejected, as the bulk path rejects a row too large for a
+		// file, and the others go on.
+		outs := make(map[int]Outcome, len(tooLarge))
+		for _, i := range tooLarge {
+			outs[i] = Outcome{Status: Rejected, Code: "too_large", Reason: fmt.Sprintf(
+				"the lead's fields pass Marketo's %d-byte request limit", a.c.cfg.MaxBodyBytes)}
+		}
+		if err := a.report(ctx, outs); err != nil {
+			return err
+		}
 	}
 	var (
 		wg       sync.WaitGroup
@@ -215,10 +228,10 @@ type restBatch struct {
 }
 
 // restBatches packs leads into batches of at most 300 records and at most
-// MaxBodyBytes of JSON.
-func (a *adder) restBatches() ([]restBatch, error) {
+// MaxBodyBytes of JSON. tooLarge holds the leads whose record alone does not
+// fit in a request.
+func (a *adder) restBatches() (out []restBatch, tooLarge []int, err error) {
 	const overhead = 128 // {"action":...,"lookupField":...,"input":[...]}
-	var out []restBatch
 	var cur restBatch
 	size := overhead
 	for _, i := range a.uniq {
@@ -230,10 +243,11 @@ func (a *adder) restBatches() ([]restBatch, error) {
 		rec[a.lookup] = l.Key
 		b, err := json.Marshal(rec)
 		if err != nil {
-			return nil, fmt.Errorf("encoding lead %q: %w", l.Key, err)
+			return nil, nil, fmt.Errorf("encoding lead %q: %w", l.Key, err)
 		}
 		if overhead+len(b)+1 > a.c.cfg.MaxBodyBytes {
-			return nil, fmt.Errorf("adding to list %d: lead %q's fields take %d bytes, over Marketo's %d-byte request limit", a.p.ListID, l.Key, len(b), a.c.cfg.MaxBodyBytes)
+			tooLarge = append(tooLarge, i)
+			continue
 		}
 		if len(cur.idx) == batchMax || size+len(b)+1 > a.c.cfg.MaxBodyBytes {
 			out = append(out, cur)
@@ -247,7 +261,7 @@ func (a *adder) restBatches() ([]restBatch, error) {
 	if len(cur.idx) > 0 {
 		out = append(out, cur)
 	}
-	return out, nil
+	return out, tooLarge, nil
 }
 
 // recordResult is one entry of a Lead Database call's per-record result.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,6 +62,29 @@ func TestAddREST(t *testing.T) {
 	require.Equal(t, map[string]int64{"POST /rest/v1/leads.json": 3, "POST /rest/v1/lists/{id}/leads.json": 3}, cc.ByEndpoint())
 	require.Equal(t, map[string]int64{"ok": 6}, cc.ByCode())
 	require.Equal(t, 3, col.calls, "one commit per batch")
+}
+
+// TestAddRESTRejectsOversizedLead: a lead whose record alone passes the
+// request limit is rejected with the reason; the others are added. It does
+// not fail the whole push, which would stop every later run of the sync on
+// one bad row.
+func TestAddRESTRejectsOversizedLead(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) { c.MaxBodyBytes = 10_000 }})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	leads := leadsFor(emails("r", 20))
+	leads[7].Fields["firstName"] = strings.Repeat("x", 20_000)
+	var col collector
+	err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leads}, col.commit)
+	require.NoError(t, err)
+	got := col.byKey()
+	require.Len(t, got, 20)
+	big := got[leads[7].Key]
+	require.Equal(t, marketo.Rejected, big.Status)
+	require.Equal(t, "too_large", big.Code)
+	require.Contains(t, big.Reason, "10000-byte request limit")
+	require.Len(t, memberEmails(b.em, list), 19)
+	require.Empty(t, b.em.LeadsByEmail(leads[7].Key))
 }
 
 // TestAddBulkHostileValues: values that break naive CSV writers arrive in
