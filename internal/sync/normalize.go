@@ -152,13 +152,36 @@ func renderValue(v any) string {
 }
 
 // renderField renders a value for a lead field: like renderValue, with
-// invalid UTF-8 repaired, as a CSV file or a JSON body could not carry it.
+// invalid UTF-8 repaired, as a CSV file or a JSON body could not carry it;
+// control characters other than tab, line feed and carriage return replaced
+// by U+FFFD, as a NUL or an escape from a binary column has no place in a
+// lead field, and a NUL in an import file is one many CSV readers stop at;
+// and CRLF line ends made LF, as a bulk import's CSV reader makes them, so
+// that a lead gets the same value whether it goes in a bulk import or a
+// REST call.
 func renderField(v any) string {
 	s := renderValue(v)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
+	if strings.Contains(s, "\r\n") {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+	}
+	if strings.IndexFunc(s, badControl) >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if badControl(r) {
+				return '\uFFFD'
+			}
+			return r
+		}, s)
+	}
 	return s
+}
+
+// badControl reports the C0 control characters (and DEL) that a field
+// value does not keep.
+func badControl(r rune) bool {
+	return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f
 }
 
 // hashFields hashes field values given in the order of names (sorted). The

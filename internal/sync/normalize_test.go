@@ -106,6 +106,9 @@ func TestRenderValue(t *testing.T) {
 		require.Equal(t, tc.want, renderValue(tc.in), "%#v", tc.in)
 	}
 	require.Equal(t, "a\uFFFDb", renderField("a\xffb"))
+	require.Equal(t, "nul\uFFFD esc\uFFFD del\uFFFD", renderField("nul\x00 esc\x1b del\x7f"))
+	require.Equal(t, "tab\tlf\ncr\r", renderField("tab\tlf\ncr\r"), "tab, LF and CR are kept")
+	require.Equal(t, "a\nb\n", renderField("a\r\nb\r\n"), "CRLF becomes LF on every path")
 }
 
 func TestPlanColumns(t *testing.T) {
