@@ -156,16 +156,16 @@ func renderValue(v any) string {
 // control characters other than tab, line feed and carriage return replaced
 // by U+FFFD, as a NUL or an escape from a binary column has no place in a
 // lead field, and a NUL in an import file is one many CSV readers stop at;
-// and CRLF line ends made LF, as a bulk import's CSV reader makes them, so
-// that a lead gets the same value whether it goes in a bulk import or a
-// REST call.
+// and CRLF line ends made LF (carriage returns before a line feed are
+// dropped), as a bulk import's CSV reader makes them, so that a lead gets
+// the same value whether it goes in a bulk import or a REST call.
 func renderField(v any) string {
 	s := renderValue(v)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	if strings.Contains(s, "\r\n") {
-		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = dropCRBeforeLF(s)
 	}
 	if strings.IndexFunc(s, badControl) >= 0 {
 		s = strings.Map(func(r rune) rune {
@@ -176,6 +176,29 @@ func renderField(v any) string {
 		}, s)
 	}
 	return s
+}
+
+// dropCRBeforeLF removes every run of carriage returns that ends in a line
+// feed, so that no CRLF is left (a single pass of ReplaceAll would make one
+// of "\r\r\n").
+func dropCRBeforeLF(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\r' {
+			b.WriteByte(s[i])
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] == '\r' {
+			j++
+		}
+		if j == len(s) || s[j] != '\n' {
+			b.WriteString(s[i:j])
+		}
+		i = j - 1
+	}
+	return b.String()
 }
 
 // badControl reports the C0 control characters (and DEL) that a field

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -109,6 +110,7 @@ func TestRenderValue(t *testing.T) {
 	require.Equal(t, "nul\uFFFD esc\uFFFD del\uFFFD", renderField("nul\x00 esc\x1b del\x7f"))
 	require.Equal(t, "tab\tlf\ncr\r", renderField("tab\tlf\ncr\r"), "tab, LF and CR are kept")
 	require.Equal(t, "a\nb\n", renderField("a\r\nb\r\n"), "CRLF becomes LF on every path")
+	require.Equal(t, "\n\n\r", renderField("\r\r\n\r\r\r\n\r"), "and no CRLF is left")
 }
 
 func TestPlanColumns(t *testing.T) {
@@ -157,6 +159,51 @@ func FuzzNormalizeEmail(f *testing.F) {
 		}
 		if strings.Count(got, "@") < 1 {
 			t.Fatalf("%q accepted without @", got)
+		}
+	})
+}
+
+// FuzzNormalizeKey checks the rule of a lookup field other than email (a
+// custom id): a key is valid UTF-8, trimmed, lower-case, at most
+// MaxKeyBytes, free of control characters, and normalising it again gives
+// it back.
+func FuzzNormalizeKey(f *testing.F) {
+	for _, s := range []string{"ABC-123", " x ", "", "a\x00b", "\xff", "Ünï", strings.Repeat("k", 300), "tab\there"} {
+		f.Add(s)
+	}
+	rule := newKeyRule("externalId")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, why := rule.normalize(s)
+		if why != "" {
+			if got != "" {
+				t.Fatalf("invalid %q returned key %q", s, got)
+			}
+			return
+		}
+		if !utf8.ValidString(got) || got == "" || len(got) > MaxKeyBytes || strings.IndexFunc(got, unicode.IsControl) >= 0 {
+			t.Fatalf("%q normalised to unusable key %q", s, got)
+		}
+		if again, why := rule.normalize(got); why != "" || again != got {
+			t.Fatalf("normalising %q is not idempotent: %q then %q (%s)", s, got, again, why)
+		}
+	})
+}
+
+// FuzzRenderField checks that whatever a warehouse returns, a lead field
+// value is valid UTF-8 without CRLF or control characters other than tab,
+// LF and CR (so that an import file and a JSON body carry it as it is), and
+// that rendering is stable, which the fields hash relies on.
+func FuzzRenderField(f *testing.F) {
+	for _, s := range []string{"plain", "a\r\nb", "\x00\x1b\x7f", "\xff\xfe", "\r\r\n\n", "tab\t"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := renderField(s)
+		if !utf8.ValidString(got) || strings.Contains(got, "\r\n") || strings.IndexFunc(got, badControl) >= 0 {
+			t.Fatalf("%q rendered as %q", s, got)
+		}
+		if again := renderField(got); again != got {
+			t.Fatalf("rendering %q is not stable: %q then %q", s, got, again)
 		}
 	})
 }
