@@ -220,6 +220,14 @@ Showing nodes accounting for 2.10s, 70.00% of 3s total
 	require.Equal(t, []string{"runtime.memmove 20.00%"}, ParsePprofTop(out, 1, true))
 }
 
+func TestShortFunc(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "slices.swapRangeCmpFunc[…] (inline)",
+		shortFunc("slices.swapRangeCmpFunc[go.shape.struct { github.com/listsync/listsync/internal/sync.key string; values []string }] (inline)"))
+	require.Equal(t, "sync.(*sorter).add", shortFunc("github.com/listsync/listsync/internal/sync.(*sorter).add"))
+	require.Equal(t, "iter.Pull2[…].func1", shortFunc("iter.Pull2[go.shape.struct { Key string },go.shape.interface { Error string }].func1"))
+}
+
 func TestParseRuns(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, in string }{

@@ -154,6 +154,19 @@ func (b *Bench) e2eRuns(ctx context.Context, w *Warehouse, em *Emu, s *Setup, sy
 		b.logf("  steady run %d: %s, %d calls (%s), %s peak", i+1, fmtDur(r.m.Wall), r.calls.Total, r.calls.endpointSummary(), fmtMB(r.m.MaxRSS))
 		steady = append(steady, r)
 	}
+	if b.opt.Profile && len(steady) > 0 {
+		// One more change, profiled (not one of the measured runs).
+		lo = churn - lo
+		if err := s.SetModel(sync, w.ModelSQL(lo, lo+n)); err != nil {
+			return first, steady, lo, err
+		}
+		if err := waitWindow(ctx, em, 2*ceilDiv(churn, marketoBatch)+20); err != nil {
+			return first, steady, lo, err
+		}
+		if err := b.profiled(ctx, fmt.Sprintf("%s steady run N=%d", sync, n), s, "run", sync, "--json"); err != nil {
+			return first, steady, lo, err
+		}
+	}
 	return first, steady, lo, nil
 }
 

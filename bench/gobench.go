@@ -256,8 +256,7 @@ func ParsePprofTop(out []byte, n int, cum bool) []string {
 		if len(f) < 6 {
 			continue
 		}
-		name := strings.Join(f[5:], " ")
-		name = strings.TrimPrefix(name, "github.com/listsync/listsync/internal/")
+		name := shortFunc(strings.Join(f[5:], " "))
 		share := f[1]
 		if cum {
 			share = f[4]
@@ -275,4 +274,27 @@ func tail(b []byte, n int) string {
 		return "…" + string(b[len(b)-n:])
 	}
 	return string(b)
+}
+
+// shortFunc shortens a profile's function name: the module prefix goes, and
+// the type arguments of generic functions (go.shape…) become "[…]".
+func shortFunc(name string) string {
+	name = strings.ReplaceAll(name, "github.com/listsync/listsync/internal/", "")
+	if i := strings.Index(name, "[go.shape"); i >= 0 {
+		depth, j := 0, i
+		for ; j < len(name); j++ {
+			if name[j] == '[' {
+				depth++
+			} else if name[j] == ']' {
+				depth--
+				if depth == 0 {
+					break
+				}
+			}
+		}
+		if j < len(name) {
+			name = name[:i] + "[…]" + name[j+1:]
+		}
+	}
+	return name
 }

@@ -32,14 +32,14 @@ func (b *Bench) profiled(ctx context.Context, label string, s *Setup, sub string
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	base := filepath.Join(dir, strings.NewReplacer(" ", "_", "/", "_", ",", "").Replace(label))
-	cpu, mem, peak := base+".cpu.prof", base+".allocs.prof", base+".peakheap.prof"
-	c := Cmd{Path: b.profBin, Args: append([]string{"--cpuprofile", cpu, "--memprofile", mem, "--peakheap", peak, sub, "--config", s.ConfigPath()}, args...), Dir: s.Dir}
+	cpu, mem, peak, peakRSS := base+".cpu.prof", base+".allocs.prof", base+".peakheap.prof", base+".peakrss.txt"
+	c := Cmd{Path: b.profBin, Args: append([]string{"--cpuprofile", cpu, "--memprofile", mem, "--peakheap", peak, "--peakrss", peakRSS, sub, "--config", s.ConfigPath()}, args...), Dir: s.Dir}
 	m, err := Measure(ctx, c)
 	if err != nil {
 		return err
 	}
 	b.profRows = append(b.profRows, []string{
-		label, fmtDur(m.Wall) + ", " + fmtMB(m.MaxRSS),
+		label, fmtDur(m.Wall) + ", " + fmtMB(m.MaxRSS), peakRSSLine(peakRSS),
 		pprofTop(ctx, cpu, "", 6),
 		pprofTopCum(ctx, cpu, 8),
 		pprofTop(ctx, peak, "inuse_space", 4),
@@ -67,6 +67,17 @@ func (b *Bench) profileSection() Section {
 		Title: "Profiles of listsync itself",
 		Text: []string{"One extra run of each measured command under `bench/listsyncprof` (cmd/listsync with `--cpuprofile`, an allocation profile, " +
 			"and a heap profile taken at the largest live heap). Files are kept in `bench/out/<run>/profiles/` (`go tool pprof -http=: <file>`)."},
-		Tables: []*Table{{Header: []string{"run", "wall, peak RSS (profiled)", "CPU: top by flat", "CPU: top by cumulative (listsync, pgx, sqlite frames)", "live heap at its peak", "allocated in all"}, Rows: b.profRows}},
+		Tables: []*Table{{Header: []string{"run", "wall, peak RSS (profiled)", "at the largest RSS", "CPU: top by flat", "CPU: top by cumulative (listsync, pgx, sqlite frames)", "live heap at its peak", "allocated in all"}, Rows: b.profRows}},
 	}
+}
+
+// peakRSSLine returns the first line of a --peakrss file: the process's
+// memory at its largest RSS.
+func peakRSSLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return "(not recorded)"
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return line
 }

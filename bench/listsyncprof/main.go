@@ -18,6 +18,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +40,7 @@ func run(ctx context.Context) int {
 	cpu := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	mem := fs.String("memprofile", "", "write a heap profile to this file at exit")
 	peak := fs.String("peakheap", "", "write the heap profile taken at the largest live heap to this file")
+	peakRSS := fs.String("peakrss", "", "write what the process was doing at its largest RSS (memory statistics and goroutine stacks) to this file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -55,15 +58,17 @@ func run(ctx context.Context) int {
 		defer pprof.StopCPUProfile()
 	}
 	var done chan struct{}
-	var peakProf []byte
+	var peakProf, peakRSSDump []byte
 	finished := make(chan struct{})
-	if *peak != "" {
+	if *peak != "" || *peakRSS != "" {
 		done = make(chan struct{})
 		go func() {
 			defer close(finished)
 			var maxInuse uint64
-			t := time.NewTicker(100 * time.Millisecond)
+			var maxRSS int64
+			t := time.NewTicker(50 * time.Millisecond)
 			defer t.Stop()
+			start := time.Now()
 			for {
 				select {
 				case <-done:
@@ -72,12 +77,20 @@ func run(ctx context.Context) int {
 				}
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > maxInuse+maxInuse/10 {
+				if *peak != "" && ms.HeapInuse > maxInuse+maxInuse/10 {
 					maxInuse = ms.HeapInuse
 					var buf bytes.Buffer
 					if pprof.Lookup("heap").WriteTo(&buf, 0) == nil {
 						peakProf = buf.Bytes()
 					}
+				}
+				if rss := readRSS(); *peakRSS != "" && rss > maxRSS+maxRSS/20 {
+					maxRSS = rss
+					var buf bytes.Buffer
+					fmt.Fprintf(&buf, "at %.2fs: RSS %d MB; Go: Sys %d MB, HeapSys %d MB, HeapInuse %d MB, HeapAlloc %d MB, StackSys %d MB, NumGC %d\n\n",
+						time.Since(start).Seconds(), rss>>20, ms.Sys>>20, ms.HeapSys>>20, ms.HeapInuse>>20, ms.HeapAlloc>>20, ms.StackSys>>20, ms.NumGC)
+					_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+					peakRSSDump = buf.Bytes()
 				}
 			}
 		}()
@@ -86,8 +99,16 @@ func run(ctx context.Context) int {
 	if done != nil {
 		close(done)
 		<-finished
-		if err := os.WriteFile(*peak, peakProf, 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "listsyncprof:", err)
+		for _, f := range []struct {
+			path string
+			data []byte
+		}{{*peak, peakProf}, {*peakRSS, peakRSSDump}} {
+			if f.path == "" {
+				continue
+			}
+			if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "listsyncprof:", err)
+			}
 		}
 	}
 	if *mem != "" {
@@ -99,4 +120,22 @@ func run(ctx context.Context) int {
 		}
 	}
 	return code
+}
+
+// readRSS returns the process's resident set size in bytes, from
+// /proc/self/statm (0 where it cannot be read).
+func readRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }
