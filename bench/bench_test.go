@@ -272,3 +272,51 @@ func TestParseOptions(t *testing.T) {
 	_, err = parseOptions([]string{"--n", "ten"}, os.Stderr)
 	require.ErrorContains(t, err, `--n: "ten"`)
 }
+
+func TestMeasureReportsTheChildsRSSNotTheHarnesss(t *testing.T) {
+	t.Parallel()
+	// Go starts children with vfork semantics, which seeds their rusage
+	// maxrss with the parent's: a harness holding a big emulator must still
+	// see a small child as small.
+	big := make([]byte, 200<<20)
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	m, err := Measure(t.Context(), Cmd{Path: "/bin/sh", Args: []string{"-c", "exit 0"}})
+	require.NoError(t, err)
+	require.Positive(t, m.MaxRSS)
+	require.Less(t, m.MaxRSS, int64(50<<20), "the child's peak RSS must not include the harness's %d MB", len(big)>>20)
+	require.Equal(t, byte(1), big[0])
+}
+
+func TestMeasureExitError(t *testing.T) {
+	t.Parallel()
+	m, err := Measure(t.Context(), Cmd{Path: "/bin/sh", Args: []string{"-c", "echo oops >&2; exit 3"}})
+	var ee *ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Contains(t, ee.Error(), "oops")
+	require.Equal(t, "oops\n", string(m.Stderr))
+}
+
+func TestParseTimeOutput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+		rss      int64
+	}{
+		{"plain", "12345 0.50 0.25\n", true, 12345 * 1024},
+		{"after a signal line", "Command terminated by signal 9\n2048 1.00 0.00\n", true, 2048 * 1024},
+		{"garbage", "no numbers here\n", false, 0},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
+		require.NoError(t, os.WriteFile(p, []byte(tc.in), 0o644))
+		rss, user, _, ok := parseTimeOutput(p)
+		require.Equal(t, tc.ok, ok, tc.name)
+		require.Equal(t, tc.rss, rss, tc.name)
+		if ok && tc.name == "plain" {
+			require.Equal(t, 500*time.Millisecond, user)
+		}
+	}
+}

@@ -73,17 +73,17 @@ func (b *Bench) caseScale(ctx context.Context) (Section, error) {
 	}
 	var workers []*exec.Cmd
 	var logs []*bytes.Buffer
+	var hwms []*hwmPoller
 	stopAll := func() []Measurement {
 		var ms []Measurement
 		for i, c := range workers {
+			// The peak RSS is the worker's VmHWM, read until it stops (not
+			// its rusage, which the harness's own size inflates; see
+			// Measure).
 			_ = c.Process.Signal(syscall.SIGTERM)
 			start := time.Now()
 			_ = c.Wait()
-			m := Measurement{Wall: time.Since(start), Stderr: logs[i].Bytes()}
-			if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				m.MaxRSS = ru.Maxrss * 1024
-			}
-			ms = append(ms, m)
+			ms = append(ms, Measurement{Wall: time.Since(start), Stderr: logs[i].Bytes(), MaxRSS: hwms[i].stop()})
 		}
 		workers = nil
 		return ms
@@ -104,7 +104,9 @@ func (b *Bench) caseScale(ctx context.Context) (Section, error) {
 		if err := c.Start(); err != nil {
 			return sec, fmt.Errorf("starting a worker: %w", err)
 		}
-		workers, logs = append(workers, c), append(logs, &buf)
+		var hwm hwmPoller
+		hwm.start(c.Process.Pid)
+		workers, logs, hwms = append(workers, c), append(logs, &buf), append(hwms, &hwm)
 		// Start the second worker part of a period later, so their
 		// own schedules do not line up by accident.
 		time.Sleep(every / 3)

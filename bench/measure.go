@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -75,11 +76,35 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
+// timeBin is GNU time, which measures a child's peak RSS correctly.
+const timeBin = "/usr/bin/time"
+
 // Measure runs c to completion and returns its wall time, peak RSS and
 // output. A non-zero exit is an *ExitError (the measurement is still
 // returned).
+//
+// The peak RSS comes from GNU time (/usr/bin/time -f %M), not from the
+// rusage Go's os/exec returns: Go starts children with vfork semantics
+// (CLONE_VM), so the kernel seeds the child's ru_maxrss with the parent's
+// high-water mark, and a harness holding a million-lead emulator would
+// report its own size for every child. Without GNU time, Measure polls the
+// child's VmHWM (a high-water mark, so only growth in the last poll
+// interval can be missed).
 func Measure(ctx context.Context, c Cmd) (Measurement, error) {
-	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	path, args := c.Path, c.Args
+	var timeOut string
+	useTime := haveGNUTime()
+	if useTime {
+		f, err := os.CreateTemp("", "bench-time-*.txt")
+		if err != nil {
+			return Measurement{}, fmt.Errorf("creating the time output file: %w", err)
+		}
+		timeOut = f.Name()
+		_ = f.Close()
+		defer os.Remove(timeOut)
+		path, args = timeBin, append([]string{"-f", "%M %U %S", "-o", timeOut, "--", c.Path}, c.Args...)
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Dir = c.Dir
 	cmd.Env = append(os.Environ(), c.Env...)
 	var stdout, stderr bytes.Buffer
@@ -88,16 +113,29 @@ func Measure(ctx context.Context, c Cmd) (Measurement, error) {
 		cmd.Stdout = c.Stdout
 	}
 	cmd.Stderr = &stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// A group of its own, so that cancelling stops time and its child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
-	err := cmd.Run()
+	var hwm hwmPoller
+	if err := cmd.Start(); err != nil {
+		return Measurement{}, fmt.Errorf("running %s: %w", c.String(), err)
+	}
+	if !useTime {
+		hwm.start(cmd.Process.Pid)
+	}
+	err := cmd.Wait()
 	m := Measurement{Wall: time.Since(start), Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
-	if ps := cmd.ProcessState; ps != nil {
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			m.MaxRSS = ru.Maxrss * 1024
+	if useTime {
+		if rss, user, sys, ok := parseTimeOutput(timeOut); ok {
+			m.MaxRSS, m.User, m.Sys = rss, user, sys
 		}
-		m.User, m.Sys = ps.UserTime(), ps.SystemTime()
+	} else {
+		m.MaxRSS = hwm.stop()
+		if ps := cmd.ProcessState; ps != nil {
+			m.User, m.Sys = ps.UserTime(), ps.SystemTime()
+		}
 	}
 	if err != nil {
 		var ee *exec.ExitError
@@ -107,6 +145,85 @@ func Measure(ctx context.Context, c Cmd) (Measurement, error) {
 		return m, fmt.Errorf("running %s: %w", c.String(), err)
 	}
 	return m, nil
+}
+
+// haveGNUTime reports whether /usr/bin/time is GNU time.
+func haveGNUTime() bool {
+	out, err := exec.Command(timeBin, "--version").CombinedOutput()
+	return err == nil && bytes.Contains(out, []byte("GNU"))
+}
+
+// parseTimeOutput reads GNU time's "-f '%M %U %S'" line (the last line of
+// the file; a line about a signal may come before it).
+func parseTimeOutput(path string) (rss int64, user, sys time.Duration, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) != 3 {
+		return 0, 0, 0, false
+	}
+	kb, err1 := strconv.ParseInt(f[0], 10, 64)
+	u, err2 := strconv.ParseFloat(f[1], 64)
+	sy, err3 := strconv.ParseFloat(f[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0, 0, 0, false
+	}
+	return kb * 1024, time.Duration(u * float64(time.Second)), time.Duration(sy * float64(time.Second)), true
+}
+
+// hwmPoller follows a process's VmHWM (peak RSS) until stopped.
+type hwmPoller struct {
+	done chan struct{}
+	out  chan int64
+}
+
+func (p *hwmPoller) start(pid int) {
+	p.done, p.out = make(chan struct{}), make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := ReadHWM(pid); v > peak {
+				peak = v
+			}
+			select {
+			case <-p.done:
+				p.out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (p *hwmPoller) stop() int64 {
+	if p.done == nil {
+		return 0
+	}
+	close(p.done)
+	return <-p.out
+}
+
+// ReadHWM returns a live process's peak resident set size in bytes (VmHWM of
+// /proc/<pid>/status), or 0 when it cannot be read.
+func ReadHWM(pid int) int64 {
+	v, ok := procField(fmt.Sprintf("/proc/%d/status", pid), "VmHWM")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(v) // "123456 kB"
+	if len(f) == 0 {
+		return 0
+	}
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return kb * 1024
 }
 
 // Median returns the median of xs (the mean of the two middle values for an
