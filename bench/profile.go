@@ -54,7 +54,7 @@ func pprofTopCum(ctx context.Context, path string, n int) string {
 	if _, err := os.Stat(path); err != nil {
 		return "(no profile)"
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=200", "-show=listsync|pgx|sqlite", path).Output()
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=200", "-show=listsync/internal/(sync|state|warehouse|marketo)|jackc/pgx|modernc.org/sqlite", path).Output()
 	if err != nil {
 		return "(pprof failed)"
 	}
@@ -67,7 +67,7 @@ func (b *Bench) profileSection() Section {
 		Title: "Profiles of listsync itself",
 		Text: []string{"One extra run of each measured command under `bench/listsyncprof` (cmd/listsync with `--cpuprofile`, an allocation profile, " +
 			"and a heap profile taken at the largest live heap). Files are kept in `bench/out/<run>/profiles/` (`go tool pprof -http=: <file>`)."},
-		Tables: []*Table{{Header: []string{"run", "wall, peak RSS (profiled)", "at the largest RSS", "CPU: top by flat", "CPU: top by cumulative (listsync, pgx, sqlite frames)", "live heap at its peak", "allocated in all"}, Rows: b.profRows}},
+		Tables: []*Table{{Header: []string{"run", "wall, peak RSS (profiled)", "at the largest RSS", "CPU: top by flat", "CPU: top by cumulative (engine, stores, warehouse, client, pgx, sqlite frames)", "live heap at its peak", "allocated in all"}, Rows: b.profRows}},
 	}
 }
 
