@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,13 @@ type Store interface {
 	// marked [RunAbandoned] first: StartRun is called under the sync's lock,
 	// so such runs belong to a process that died.
 	StartRun(ctx context.Context, r Run) (Run, error)
+	// RecordSkipped records a scheduled tick that did not run, as a run
+	// with status [RunSkipped], and returns it with its ID. r.StartedAt is
+	// the tick, r.EndedAt when it was skipped (r.StartedAt when zero) and
+	// r.Error the reason (see [SkipReason]). It takes no lock and touches no
+	// other run: a tick is typically skipped because a run of the sync is in
+	// progress, and that run must stay [RunRunning].
+	RecordSkipped(ctx context.Context, r Run) (Run, error)
 	// FinishRun stores the final state of a run started by StartRun
 	// (matched by r.ID).
 	FinishRun(ctx context.Context, r Run) error
@@ -254,7 +262,30 @@ const (
 	RunCanceled RunStatus = "canceled"
 	// RunAbandoned is a run whose process died while it ran.
 	RunAbandoned RunStatus = "abandoned"
+	// RunSkipped is a scheduled tick that did not run (see
+	// [Store.RecordSkipped]); it has no counts, and its Error says why.
+	RunSkipped RunStatus = "skipped"
 )
+
+// SkippedRun returns the record [Store.RecordSkipped] stores for r: its
+// sync, trigger, times and reason, status [RunSkipped], and no counts.
+func SkippedRun(r Run) Run {
+	out := Run{Sync: r.Sync, Trigger: r.Trigger, Status: RunSkipped, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Error: r.Error}
+	if out.EndedAt.IsZero() {
+		out.EndedAt = out.StartedAt
+	}
+	return out
+}
+
+// SkipReason returns the reason of a skipped run: the start of its Error up
+// to the first colon, e.g. "still_running" or "locked".
+func (r Run) SkipReason() string {
+	if r.Status != RunSkipped {
+		return ""
+	}
+	reason, _, _ := strings.Cut(r.Error, ":")
+	return reason
+}
 
 // Trigger values of [Run.Trigger].
 const (

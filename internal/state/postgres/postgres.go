@@ -500,6 +500,18 @@ func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 	return r, nil
 }
 
+// RecordSkipped implements [state.Store].
+func (s *Store) RecordSkipped(ctx context.Context, r state.Run) (state.Run, error) {
+	r = state.SkippedRun(r)
+	err := s.pool.QueryRow(ctx, `INSERT INTO listsync_runs (sync_name, trigger_kind, status, started_at, ended_at, error)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		r.Sync, r.Trigger, string(r.Status), r.StartedAt, r.EndedAt, r.Error).Scan(&r.ID)
+	if err != nil {
+		return r, fmt.Errorf("recording skipped tick of sync %q: %w", r.Sync, err)
+	}
+	return r, nil
+}
+
 // FinishRun implements [state.Store].
 func (s *Store) FinishRun(ctx context.Context, r state.Run) error {
 	var ended *time.Time

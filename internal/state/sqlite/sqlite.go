@@ -554,6 +554,20 @@ func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 
 const abandonedError = "abandoned: the process running it stopped before it finished"
 
+// RecordSkipped implements [state.Store].
+func (s *Store) RecordSkipped(ctx context.Context, r state.Run) (state.Run, error) {
+	r = state.SkippedRun(r)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO runs (sync_name, trigger_kind, status, started_at, ended_at, error)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			r.Sync, r.Trigger, string(r.Status), micros(r.StartedAt), micros(r.EndedAt), r.Error).Scan(&r.ID)
+	})
+	if err != nil {
+		return r, fmt.Errorf("recording skipped tick of sync %q: %w", r.Sync, err)
+	}
+	return r, nil
+}
+
 // FinishRun implements [state.Store].
 func (s *Store) FinishRun(ctx context.Context, r state.Run) error {
 	samples, err := json.Marshal(nonNil(r.InvalidSamples))

@@ -44,6 +44,7 @@ func Exercise(t *testing.T, open OpenFunc) {
 		{"Reset", testReset},
 		{"Runs", testRuns},
 		{"AbandonedRuns", testAbandoned},
+		{"SkippedRuns", testSkipped},
 		{"Lock", testLock},
 		{"LockAcrossStores", testLockAcrossStores},
 		{"ClaimTick", testClaimTick},
@@ -508,6 +509,46 @@ func testAbandoned(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, err)
 	require.Equal(t, other.ID, runs[0].ID)
 	require.Equal(t, state.RunRunning, runs[0].Status, "other syncs' runs are not touched")
+}
+
+func testSkipped(t *testing.T, s state.Store, _ OpenFunc) {
+	c := ctx(t)
+	const sy = "skipped"
+	running, err := s.StartRun(c, state.Run{Sync: sy, Trigger: state.TriggerSchedule, StartedAt: at})
+	require.NoError(t, err)
+	// The next tick comes while the run is in progress: it is skipped, and
+	// the run in progress is neither abandoned nor changed.
+	tick := at.Add(time.Minute)
+	sk, err := s.RecordSkipped(c, state.Run{Sync: sy, Trigger: state.TriggerSchedule, StartedAt: tick,
+		EndedAt: tick.Add(time.Second), Error: "still_running: the previous run is still running",
+		RowsRead: 5, AddsConfirmed: 3})
+	require.NoError(t, err)
+	require.Greater(t, sk.ID, running.ID)
+	want := state.Run{ID: sk.ID, Sync: sy, Trigger: state.TriggerSchedule, Status: state.RunSkipped,
+		StartedAt: tick, EndedAt: tick.Add(time.Second), Error: "still_running: the previous run is still running"}
+	require.Equal(t, want, sk, "a skipped run has no counts")
+	require.Equal(t, "still_running", sk.SkipReason())
+	runs, err := s.ListRuns(c, sy, 0)
+	require.NoError(t, err)
+	require.Equal(t, []state.Run{want, running}, runs)
+
+	running.Status, running.EndedAt, running.AddsConfirmed = state.RunSucceeded, at.Add(2*time.Minute), 7
+	require.NoError(t, s.FinishRun(c, running))
+	locked, err := s.RecordSkipped(c, state.Run{Sync: sy, Trigger: state.TriggerSchedule, StartedAt: at.Add(3 * time.Minute),
+		Error: "locked: another run holds the sync"})
+	require.NoError(t, err)
+	require.Equal(t, locked.StartedAt, locked.EndedAt, "a zero end is the tick itself")
+	next, err := s.StartRun(c, state.Run{Sync: sy, Trigger: state.TriggerSchedule, StartedAt: at.Add(4 * time.Minute)})
+	require.NoError(t, err)
+	runs, err = s.ListRuns(c, sy, 0)
+	require.NoError(t, err)
+	require.Len(t, runs, 4)
+	require.Equal(t, []int64{next.ID, locked.ID, sk.ID, running.ID}, []int64{runs[0].ID, runs[1].ID, runs[2].ID, runs[3].ID})
+	require.Equal(t, state.RunRunning, runs[0].Status)
+	require.Equal(t, []state.RunStatus{state.RunSkipped, state.RunSkipped, state.RunSucceeded},
+		[]state.RunStatus{runs[1].Status, runs[2].Status, runs[3].Status}, "StartRun abandons only runs still running")
+	require.Equal(t, "locked", runs[1].SkipReason())
+	require.Empty(t, runs[3].SkipReason())
 }
 
 func testLock(t *testing.T, s state.Store, _ OpenFunc) {
