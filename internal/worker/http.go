@@ -146,6 +146,14 @@ func (w *Worker) statusPage(ctx context.Context) statusPage {
 			if r.Sync != j.Name {
 				continue
 			}
+			// A skipped tick is not the sync's last run: it has no counts,
+			// and the run it made way for is still the one to show.
+			if r.Status == state.RunSkipped {
+				if r.StartedAt.After(row.LastSkip) {
+					row.LastSkip = r.StartedAt
+				}
+				continue
+			}
 			if row.Last == nil || r.StartedAt.After(row.Last.StartedAt) {
 				row.Last = r
 				row.LastError = r.Error

@@ -46,10 +46,25 @@ const (
 	SkipShuttingDown = "shutting_down"
 )
 
-// Store is what the worker needs of the state store: claiming ticks, and
-// run history for the status page.
+// skipMessage explains reason in a skipped run's Error, which starts with
+// the reason (see state.Run.SkipReason).
+func skipMessage(reason string) string {
+	switch reason {
+	case SkipStillRunning:
+		return reason + ": the previous run of the sync was still running"
+	case SkipLocked:
+		return reason + ": another run held the sync's lock"
+	case SkipShuttingDown:
+		return reason + ": the worker was shutting down"
+	}
+	return reason
+}
+
+// Store is what the worker needs of the state store: claiming ticks,
+// recording the ones skipped, and run history for the status page.
 type Store interface {
 	ClaimTick(ctx context.Context, sync string, tick time.Time) (bool, error)
+	RecordSkipped(ctx context.Context, r state.Run) (state.Run, error)
 	ListRuns(ctx context.Context, sync string, limit int) ([]state.Run, error)
 }
 
@@ -285,12 +300,10 @@ func (w *Worker) tick(j *job) {
 	log := w.log.With(zap.String("sync", j.Name), zap.Time("tick", tick))
 	if !j.running.CompareAndSwap(false, true) {
 		j.mu.Lock()
-		j.skipped++
-		j.lastSkip = tick
 		started := j.runStart
 		j.mu.Unlock()
-		w.metrics.ObserveSkip(j.Name, SkipStillRunning)
 		log.Warn("tick skipped: the previous run is still running", zap.Time("running_since", started))
+		w.skip(j, tick, SkipStillRunning, false, log)
 		return
 	}
 	defer j.running.Store(false)
@@ -298,13 +311,15 @@ func (w *Worker) tick(j *job) {
 	select {
 	case w.slots <- struct{}{}:
 	case <-w.stopping:
-		w.metrics.ObserveSkip(j.Name, SkipShuttingDown)
+		log.Info("tick skipped: the worker is shutting down")
+		w.skip(j, tick, SkipShuttingDown, false, log)
 		return
 	}
 	defer func() { <-w.slots }()
 	select {
 	case <-w.stopping:
-		w.metrics.ObserveSkip(j.Name, SkipShuttingDown)
+		log.Info("tick skipped: the worker is shutting down")
+		w.skip(j, tick, SkipShuttingDown, false, log)
 		return
 	default:
 	}
@@ -322,10 +337,42 @@ func (w *Worker) tick(j *job) {
 	j.mu.Lock()
 	j.lastTick = tick
 	j.mu.Unlock()
-	w.runJob(j, log)
+	w.runJob(j, tick, log)
 }
 
-func (w *Worker) runJob(j *job, log *zap.Logger) {
+// skip counts a tick of j that does not run, and records it in the run
+// history. Of several workers sharing the store only the one that claims
+// the tick records it: a tick another worker claimed was run, or skipped
+// and recorded, by that worker. claimed says this worker claimed it
+// already. Claiming a tick this worker skips takes nothing from the others:
+// a tick skipped as still running could not run anywhere (this worker holds
+// the sync's lock), and one skipped at shutdown waited for a run slot
+// past its time.
+func (w *Worker) skip(j *job, tick time.Time, reason string, claimed bool, log *zap.Logger) {
+	j.mu.Lock()
+	j.skipped++
+	j.lastSkip = tick
+	j.mu.Unlock()
+	w.metrics.ObserveSkip(j.Name, reason)
+	if !claimed {
+		ok, err := w.cfg.Store.ClaimTick(w.runCtx, j.Name, tick)
+		if err != nil {
+			log.Error("claiming a skipped tick failed; not recording it", zap.Error(err))
+			return
+		}
+		if !ok {
+			log.Debug("skipped tick claimed by another worker; it records what became of it")
+			return
+		}
+	}
+	_, err := w.cfg.Store.RecordSkipped(w.runCtx, state.Run{Sync: j.Name, Trigger: state.TriggerSchedule,
+		StartedAt: tick, EndedAt: w.cfg.Now(), Error: skipMessage(reason)})
+	if err != nil {
+		log.Error("recording a skipped tick failed", zap.Error(err))
+	}
+}
+
+func (w *Worker) runJob(j *job, tick time.Time, log *zap.Logger) {
 	start := time.Now()
 	j.mu.Lock()
 	j.runStart = w.cfg.Now()
@@ -345,8 +392,8 @@ func (w *Worker) runJob(j *job, log *zap.Logger) {
 	run, err := j.Run(ctx)
 	took := time.Since(start)
 	if errors.Is(err, state.ErrLocked) {
-		w.metrics.ObserveSkip(j.Name, SkipLocked)
 		log.Info("tick skipped: another run holds the sync")
+		w.skip(j, tick, SkipLocked, true, log)
 		return
 	}
 	if run.Sync == "" {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,10 +149,41 @@ func TestSkipWhileRunning(t *testing.T) {
 	require.Equal(t, int64(1), slowRuns.Load(), "the slow sync must not run twice at once")
 	require.GreaterOrEqual(t, fastRuns.Load(), int64(2), "the slow sync must not hold the fast one")
 
-	// The skips show on the status page too.
+	// The skips are in the run history, each once, with no counts, and
+	// the run they made way for is still running.
+	hist, err := st.ListRuns(t.Context(), "slow", 0)
+	require.NoError(t, err)
+	var skipped []state.Run
+	running := 0
+	for _, r := range hist {
+		switch r.Status {
+		case state.RunSkipped:
+			skipped = append(skipped, r)
+		case state.RunRunning:
+			running++
+		}
+	}
+	require.Equal(t, 1, running, "a skipped tick must not abandon the run in progress: %+v", hist)
+	require.GreaterOrEqual(t, len(skipped), 2)
+	ticks := map[time.Time]bool{}
+	for _, r := range skipped {
+		require.Equal(t, worker.SkipStillRunning, r.SkipReason())
+		require.Equal(t, state.TriggerSchedule, r.Trigger)
+		require.Zero(t, r.RowsRead+r.AddsConfirmed+r.APICalls)
+		require.False(t, ticks[r.StartedAt], "tick %s recorded twice", r.StartedAt)
+		ticks[r.StartedAt] = true
+	}
+
+	// The skips show on the status page too, but not as the last run.
 	rec := httpGet(t, w.Handler(), "/")
 	require.Contains(t, rec, `data-sync="slow"`)
 	require.Contains(t, rec, "running")
+	require.Contains(t, rec, `<span class="status skipped">skipped</span>`)
+	require.Contains(t, rec, "still_running: the previous run of the sync was still running")
+	row := regexp.MustCompile(`(?s)<tr data-sync="slow">.*?</tr>`).FindString(rec)
+	require.NotEmpty(t, row)
+	require.NotContains(t, row, "skipped</span>", "a skipped tick is not the sync's last run")
+	require.Contains(t, row, "last ", "the row shows when a tick was last skipped")
 	close(release)
 	stop()
 }
@@ -203,7 +235,18 @@ func TestTwoWorkersShareTicks(t *testing.T) {
 	st := open()
 	runs, err := st.ListRuns(t.Context(), "shared", 0)
 	require.NoError(t, err)
-	require.Len(t, runs, total, "the store holds one run per tick")
+	ran := 0
+	ticks := map[time.Time]bool{}
+	for _, r := range runs {
+		if r.Status != state.RunSkipped {
+			ran++
+			continue
+		}
+		// A tick skipped (say, at shutdown) is recorded by one worker.
+		require.False(t, ticks[r.StartedAt], "skipped tick %s recorded twice", r.StartedAt)
+		ticks[r.StartedAt] = true
+	}
+	require.Equal(t, total, ran, "the store holds one run per tick")
 }
 
 // TestShutdownLetsTheRunFinish cancels the worker while a run is in the
