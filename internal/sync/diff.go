@@ -52,12 +52,21 @@ const maxSamples = 10
 // stageModel reads the model's rows, normalises their keys and fields, and
 // feeds the valid ones to s.
 func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *sorter) (modelStats, error) {
+	return stageModelProgress(ctx, rows, p, rule, s, nil)
+}
+
+// stageModelProgress is stageModel that tells onRows, when not nil, the
+// rows read so far every progressRowsEvery rows.
+func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *sorter, onRows func(int64)) (modelStats, error) {
 	var st modelStats
 	for rows.Next() {
 		st.RowsRead++
-		if st.RowsRead%4096 == 0 {
+		if st.RowsRead%progressRowsEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return st, err
+			}
+			if onRows != nil {
+				onRows(st.RowsRead)
 			}
 		}
 		vals := rows.Values()

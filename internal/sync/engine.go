@@ -220,6 +220,16 @@ type RunOptions struct {
 	// AllowRemovals lets the run pass the removal guards (an empty model,
 	// more removes than the spec's MaxRemoveFraction).
 	AllowRemovals bool
+	// Progress, when set, is told how the run goes: at the start of each
+	// phase, at most once per ProgressInterval within one (every few
+	// thousand model rows, every page of a resync, every committed batch),
+	// and once at the end with PhaseDone and the run record's counts. Calls
+	// are never concurrent and come from the run's goroutines, which wait
+	// for them: Progress must return quickly.
+	Progress func(Progress)
+	// ProgressInterval spaces out Progress's calls within a phase
+	// (ProgressIntervalDefault when 0).
+	ProgressInterval time.Duration
 }
 
 // ErrGuard is matched by a [*GuardError].
@@ -312,7 +322,9 @@ type staged struct {
 }
 
 // stage runs the model and sorts its valid rows by key.
-func (e *Engine) stage(ctx context.Context, spec Spec, dir string) (*staged, error) {
+// onRows, when not nil, is told the rows read so far every few thousand
+// rows.
+func (e *Engine) stage(ctx context.Context, spec Spec, dir string, onRows func(int64)) (*staged, error) {
 	rows, err := spec.Warehouse.Query(ctx, &warehouse.QueryParams{SQL: spec.SQL, Model: spec.Model, Timeout: spec.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("running model %s: %w", spec.Model, err)
@@ -323,7 +335,7 @@ func (e *Engine) stage(ctx context.Context, spec Spec, dir string) (*staged, err
 		return nil, err
 	}
 	st := &staged{cols: cols, rule: newKeyRule(spec.LookupField), s: newSorter(dir, e.cfg.SortMemory)}
-	st.stats, err = stageModel(ctx, rows, cols, st.rule, st.s)
+	st.stats, err = stageModelProgress(ctx, rows, cols, st.rule, st.s, onRows)
 	if err != nil {
 		st.s.cleanup()
 		return nil, fmt.Errorf("reading model %s: %w", spec.Model, err)
@@ -385,7 +397,7 @@ func (e *Engine) Plan(ctx context.Context, spec Spec) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning sync %q: %w", spec.Name, err)
 	}
-	st, err := e.stage(ctx, spec, dir)
+	st, err := e.stage(ctx, spec, dir, nil)
 	if err != nil {
 		return nil, fmt.Errorf("planning sync %q: %w", spec.Name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	stdsync "sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -59,6 +60,7 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 	r := &runner{e: e, spec: spec, opts: opts, run: &run, log: log}
 	runErr := r.do(marketo.WithCallCounter(ctx, &calls))
 
+	r.mu.Lock() // commits may still be in flight after a push error
 	run.APICalls = calls.Total()
 	run.EndedAt = e.now()
 	switch {
@@ -73,6 +75,8 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 		runErr = fmt.Errorf("running sync %q: %w", spec.Name, runErr)
 		run.Error = runErr.Error()
 	}
+	r.mu.Unlock()
+	r.setPhase(PhaseDone)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CommitTimeout)
 	defer cancel()
 	if err := e.store.FinishRun(fctx, run); err != nil {
@@ -101,8 +105,16 @@ type runner struct {
 	log  *zap.Logger
 	dir  string
 	list marketo.List
-	// mu guards run's counters, which commits update.
+	// mu guards run's counters, which commits update, and the progress
+	// fields below.
 	mu stdsync.Mutex
+
+	phase       Phase
+	progressAt  time.Time
+	rowsSoFar   int64
+	membersRead int64
+	upsertsSent int64
+	removesSent int64
 }
 
 func (r *runner) do(ctx context.Context) error {
@@ -115,12 +127,15 @@ func (r *runner) do(ctx context.Context) error {
 	r.dir = dir
 
 	// The model first: a broken model costs no API call.
-	st, err := e.stage(ctx, spec, dir)
+	r.setPhase(PhaseReadingModel)
+	st, err := e.stage(ctx, spec, dir, r.onRows())
 	if err != nil {
 		return err
 	}
 	defer st.s.cleanup()
+	r.mu.Lock()
 	r.run.RowsRead, r.run.Invalid, r.run.InvalidSamples = st.stats.RowsRead, st.stats.Invalid, st.stats.InvalidSamples
+	r.mu.Unlock()
 
 	if err := r.bindList(ctx, st.rule); err != nil {
 		return err
@@ -133,13 +148,16 @@ func (r *runner) do(ctx context.Context) error {
 			return fmt.Errorf("creating diff file: %w", err)
 		}
 	}
+	r.setPhase(PhaseDiffing)
 	ds, err := e.diffStaged(ctx, spec, dir, st, out)
 	if err != nil {
 		return err
 	}
 	st.s.cleanup()
+	r.mu.Lock()
 	r.run.Duplicates = ds.Duplicates
 	r.run.AddsPlanned, r.run.UpdatesPlanned, r.run.RemovesPlanned, r.run.Deferred = ds.Adds, ds.Updates, ds.Removes, ds.Deferred
+	r.mu.Unlock()
 	paths, err := out.finish()
 	if err != nil {
 		return fmt.Errorf("writing the diff: %w", err)
@@ -154,8 +172,14 @@ func (r *runner) do(ctx context.Context) error {
 	if err := r.forget(ctx, paths.forgets); err != nil {
 		return err
 	}
+	if ds.Adds+ds.Updates > 0 {
+		r.setPhase(PhasePushingAdds)
+	}
 	if err := r.pushUpserts(ctx, st.cols.fieldNames, paths.upserts); err != nil {
 		return r.explain(err)
+	}
+	if ds.Removes > 0 {
+		r.setPhase(PhasePushingRemoves)
 	}
 	if err := r.pushRemoves(ctx, paths.removes); err != nil {
 		return r.explain(err)
@@ -168,6 +192,8 @@ func (r *runner) explain(err error) error {
 	if !errors.Is(err, marketo.ErrDailyQuota) {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	left := func(planned, confirmed int64) int64 { return max(planned-confirmed, 0) }
 	return fmt.Errorf("%w; left for the next run: %d adds, %d field updates and %d removes (not counting %d rejected rows)",
 		err, left(r.run.AddsPlanned, r.run.AddsConfirmed), left(r.run.UpdatesPlanned, r.run.UpdatesConfirmed),
@@ -235,6 +261,7 @@ func strayKey(leadID int64) string {
 func (r *runner) resync(ctx context.Context, rule keyRule) error {
 	e, spec := r.e, r.spec
 	r.run.FullResync = true
+	r.setPhase(PhaseResync)
 	hint, err := e.store.CountMembers(ctx, spec.Name)
 	if err != nil {
 		return err
@@ -257,6 +284,12 @@ func (r *runner) resync(ctx context.Context, rule keyRule) error {
 				if err := s.add(record{key: key, leadID: m.LeadID}); err != nil {
 					return err
 				}
+			}
+			if r.opts.Progress != nil {
+				r.mu.Lock()
+				r.membersRead = read
+				r.reportLocked(false)
+				r.mu.Unlock()
 			}
 			return nil
 		})
@@ -402,6 +435,7 @@ func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path stri
 		if err := r.markPending(ctx, doubt); err != nil {
 			return err
 		}
+		r.sent(&r.upsertsSent, len(leads))
 		err = r.e.mkto.AddToList(ctx, marketo.AddParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			FieldNames: fieldNames, Leads: leads}, r.commitFunc(state.OpAdd, inFlight))
 		if err != nil {
@@ -436,12 +470,24 @@ func (r *runner) pushRemoves(ctx context.Context, path string) error {
 		if err := r.markPending(ctx, doubt); err != nil {
 			return err
 		}
+		r.sent(&r.removesSent, len(members))
 		err = r.e.mkto.RemoveFromList(ctx, marketo.RemoveParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			Members: members}, r.commitFunc(state.OpRemove, inFlight))
 		if err != nil {
 			return err // the client's errors name the list and the step
 		}
 	}
+}
+
+// sent counts n rows handed to Marketo into *counter, a progress field.
+func (r *runner) sent(counter *int64, n int) {
+	if r.opts.Progress == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*counter += int64(n)
+	r.reportLocked(false)
 }
 
 // markPending records the adds and removals about to be sent as members in
@@ -505,6 +551,7 @@ func (r *runner) commitFunc(op state.Op, inFlight map[string]pending) marketo.Co
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		defer r.reportLocked(false)
 		r.run.AddsConfirmed += adds
 		r.run.UpdatesConfirmed += updates
 		r.run.RemovesConfirmed += removes
