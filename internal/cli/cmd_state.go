@@ -115,6 +115,12 @@ func cmdHistory(ctx context.Context, e *env, args []string) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN\tSYNC\tTRIGGER\tSTATUS\tSTARTED\tTOOK\tROWS\tINVALID\tADDED\tREMOVED\tUPDATED\tREJECTED\tCALLS\tERROR")
 		for _, r := range runs {
+			if r.Status == state.RunSkipped {
+				// A skipped tick ran nothing: no duration, no counts.
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n",
+					r.ID, r.Sync, r.Trigger, r.Status, fmtTime(r.StartedAt), truncate(r.Error, 80))
+				continue
+			}
 			took := "-"
 			if !r.EndedAt.IsZero() {
 				took = r.EndedAt.Sub(r.StartedAt).Round(100 * time.Millisecond).String()
