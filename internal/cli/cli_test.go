@@ -443,7 +443,12 @@ func TestRunProgressOnTerminal(t *testing.T) {
 	code := cli.Run(t.Context(), []string{"run", "trial_users", "--config", h.cfg}, &stdout, &stderr,
 		cli.WithLookupEnv(h.lookup), cli.WithTerminal(true), cli.WithTempDir(t.TempDir()))
 	require.Equal(t, cli.ExitOK, code, stderr.String())
-	require.Contains(t, stderr.String(), "trial_users: running for 1s")
+	// The model sleeps before its first row: at one second the line shows
+	// the phase; each later phase is drawn as it starts, with its counts.
+	require.Contains(t, stderr.String(), "trial_users: reading model, 0 rows · running for 1s")
+	require.Contains(t, stderr.String(), "trial_users: diffing 1 rows with the ledger")
+	require.Contains(t, stderr.String(), "trial_users: pushing adds, 0 of 1 sent, 0 confirmed")
+	require.True(t, strings.HasSuffix(stderr.String(), "\r\033[K"), "the line is cleared: %q", stderr.String())
 	require.Contains(t, stdout.String(), "trial_users: succeeded")
 
 	code, _, stderrPlain := h.run("run", "trial_users")

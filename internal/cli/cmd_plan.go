@@ -112,7 +112,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	stop := e.progress(s.Name, f.json)
+	_, stop := e.progress(s.Name, f.json)
 	p, err := a.engine.Plan(ctx, spec)
 	stop()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -77,8 +78,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		var run state.Run
 		spec, err := a.spec(ctx, s)
 		if err == nil {
-			stop := e.progress(s.Name, f.json)
-			run, err = a.engine.Run(ctx, spec, opts)
+			update, stop := e.progress(s.Name, f.json)
+			o := opts
+			o.Progress = update
+			run, err = a.engine.Run(ctx, spec, o)
 			stop()
 		}
 		if run.Sync == "" {
@@ -136,32 +139,91 @@ func explain(err error) string {
 }
 
 // progress shows, on a terminal, that a long run is still going: the
-// sync's name and the elapsed time, redrawn on stderr each second. The
-// returned function stops it and clears the line.
-func (e *env) progress(name string, quiet bool) (stop func()) {
+// sync's name, the run's phase and counts so far (when update is given them)
+// and the elapsed time, on one line of stderr redrawn each second and at
+// each new phase. The line appears only once the run has taken a second.
+// update is nil when nothing is shown, so that the engine does no progress
+// work; stop stops the display and clears the line.
+func (e *env) progress(name string, quiet bool) (update func(listsync.Progress), stop func()) {
 	if quiet || !e.isTerminal(e.stderr) {
-		return func() {}
+		return nil, func() {}
+	}
+	var (
+		mu     stdsync.Mutex
+		last   listsync.Progress
+		shown  bool // a line is on the screen
+		frame  int
+		closed bool
+	)
+	start := time.Now()
+	// draw redraws the line; mu must be held.
+	draw := func() {
+		spin := [...]string{"|", "/", "-", "\\"}
+		frame++
+		fmt.Fprintf(e.stderr, "\r\033[K%s %s: %s", spin[frame%len(spin)], name, progressText(last, time.Since(start)))
+		shown = true
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
-	start := time.Now()
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		spin := []string{"|", "/", "-", "\\"}
-		for i := 0; ; i++ {
+		for {
 			select {
 			case <-done:
-				fmt.Fprint(e.stderr, "\r\033[K")
 				return
 			case <-t.C:
-				fmt.Fprintf(e.stderr, "\r\033[K%s %s: running for %s", spin[i%len(spin)], name, time.Since(start).Round(time.Second))
+				mu.Lock()
+				draw()
+				mu.Unlock()
 			}
 		}
 	}()
-	return func() {
+	update = func(p listsync.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		phaseChanged := p.Phase != last.Phase
+		last = p
+		if phaseChanged && shown && !closed {
+			draw()
+		}
+	}
+	return update, func() {
 		close(done)
 		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		if shown {
+			fmt.Fprint(e.stderr, "\r\033[K")
+		}
 	}
+}
+
+// progressText describes a run's progress for the terminal line.
+func progressText(p listsync.Progress, elapsed time.Duration) string {
+	var what string
+	switch p.Phase {
+	case listsync.PhaseReadingModel:
+		what = fmt.Sprintf("reading model, %d rows", p.RowsRead)
+	case listsync.PhaseResync:
+		what = fmt.Sprintf("full resync, %d list members read from Marketo", p.MembersRead)
+	case listsync.PhaseDiffing:
+		what = fmt.Sprintf("diffing %d rows with the ledger", p.RowsRead)
+	case listsync.PhasePushingAdds:
+		what = fmt.Sprintf("pushing adds, %d of %d sent, %d confirmed", p.UpsertsSent, p.AddsPlanned+p.UpdatesPlanned,
+			p.AddsConfirmed+p.UpdatesConfirmed)
+	case listsync.PhasePushingRemoves:
+		what = fmt.Sprintf("pushing removes, %d of %d sent, %d confirmed", p.RemovesSent, p.RemovesPlanned, p.RemovesConfirmed)
+	case listsync.PhaseDone:
+		what = "recording the run"
+	}
+	if p.Rejected > 0 {
+		what += fmt.Sprintf(", %d rejected", p.Rejected)
+	}
+	if what == "" {
+		return "running for " + elapsed.Round(time.Second).String()
+	}
+	return what + " · running for " + elapsed.Round(time.Second).String()
 }
