@@ -159,7 +159,8 @@ func (b *Bench) caseScale(ctx context.Context) (Section, error) {
 	}
 	var mine []state.Run
 	for _, r := range all {
-		if !seenBefore(runsBefore, r.ID) {
+		// A skipped tick ran nothing: it neither failed nor overlapped.
+		if !seenBefore(runsBefore, r.ID) && r.Status != state.RunSkipped {
 			mine = append(mine, r)
 		}
 	}
@@ -220,7 +221,7 @@ func waitRun(ctx context.Context, st state.Store, sync string, seen map[int64]bo
 		}
 		slices.SortFunc(runs, func(a, b state.Run) int { return a.StartedAt.Compare(b.StartedAt) })
 		for _, r := range runs {
-			if seen[r.ID] || r.Status == state.RunRunning {
+			if seen[r.ID] || r.Status == state.RunRunning || r.Status == state.RunSkipped {
 				continue
 			}
 			seen[r.ID] = true
