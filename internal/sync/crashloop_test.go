@@ -39,8 +39,8 @@ import (
 const (
 	crashChildEnv = "LISTSYNC_TEST_CRASH_CHILD"
 	// crashPlanEnv is where the child kills itself: "model:<row>",
-	// "staged", "diff:<member>" or "commit:<call>:<µs>"; empty when the
-	// parent kills it.
+	// "staged", "diff:<member>", "commit:<call>:<µs>" or "resync:<page>"
+	// (a run asked for a full resync); empty when the parent kills it.
 	crashPlanEnv = "LISTSYNC_TEST_CRASH_PLAN"
 	// crashStateEnv is "sqlite:<path>" or "postgres".
 	crashStateEnv = "LISTSYNC_TEST_CRASH_STATE"
@@ -159,7 +159,7 @@ func crashChildMain() bool {
 		os.Exit(3)
 	}
 	phase("start")
-	run, err := engine.Run(ctx, crashSpec(wh, listID), listsync.RunOptions{AllowRemovals: true})
+	run, err := engine.Run(ctx, crashSpec(wh, listID), listsync.RunOptions{AllowRemovals: true, FullResync: plan[0] == "resync"})
 	closeAll()
 	_ = os.RemoveAll(dir)
 	fmt.Fprintf(os.Stderr, "crash child: run %d %s: +%d ~%d -%d (err %v)\n", run.ID, run.Status,
@@ -258,7 +258,19 @@ func (s *hookedStore) ApplyBatch(ctx context.Context, name string, b state.Batch
 
 func (s *hookedStore) ReplaceMembers(ctx context.Context, name string, at time.Time, fill func(func([]state.Member) error) error) error {
 	phase("resync")
-	return s.Store.ReplaceMembers(ctx, name, at, fill)
+	if s.plan != "resync" {
+		return s.Store.ReplaceMembers(ctx, name, at, fill)
+	}
+	pages := 0
+	return s.Store.ReplaceMembers(ctx, name, at, func(put func([]state.Member) error) error {
+		return fill(func(page []state.Member) error {
+			err := put(page)
+			if pages++; pages == s.n {
+				selfKill(fmt.Sprintf("inside a full resync's transaction, after page %d of the list's members", pages))
+			}
+			return err
+		})
+	})
 }
 
 // killSwitch sits between the child and the emulator and kills the child
@@ -478,7 +490,9 @@ func (p crashPlan) String() string {
 
 // pickPlan draws where the next kill lands, spread over every phase.
 func pickPlan(rng *rand.Rand, modelRows int) crashPlan {
-	switch rng.IntN(11) {
+	switch rng.IntN(12) {
+	case 11:
+		return crashPlan{child: fmt.Sprintf("resync:%d", 1+rng.IntN(3))}
 	case 0:
 		return crashPlan{child: fmt.Sprintf("model:%d", 1+rng.IntN(modelRows))}
 	case 1:
@@ -503,7 +517,7 @@ func pickPlan(rng *rand.Rand, modelRows int) crashPlan {
 // TestCrashLoop runs a real sync of 20,000 members in child processes
 // against an emulator served by this process, and kills the children with
 // SIGKILL again and again: while reading the model, while sorting it, while
-// diffing, inside and around the ledger's commits, before and after Marketo
+// diffing, inside and around the ledger's commits, inside a full resync, before and after Marketo
 // applies a bulk import, a REST add, a lookup or a removal batch, and at
 // random moments. Between runs the model changes: members leave, new ones
 // come, removed ones come back, names change. After a last, uninterrupted
