@@ -98,6 +98,14 @@ func TestSecretsNeverShownOnFailures(t *testing.T) {
 	port := closed.Addr().(*net.TCPAddr).Port
 	require.NoError(t, closed.Close())
 	rewrite("endpoint: "+h.ts.URL, "endpoint: http://127.0.0.1:"+strconv.Itoa(port))
+	// The commands TestSecretsNeverShown does not run, and usage errors.
+	for _, args := range [][]string{{"version"}, {"healthcheck", "--timeout", "2s", "http://127.0.0.1:" + strconv.Itoa(port) + "/healthz"},
+		{"run", "--no-such-flag"}, {"no-such-command"}, {"help"}, {"plan"}} {
+		var stdout, stderr strings.Builder
+		cli.Run(t.Context(), args, &stdout, &stderr, cli.WithLookupEnv(h.lookup), cli.WithTerminal(false))
+		check(strings.Join(args, " "), stdout.String()+stderr.String())
+	}
+
 	code, stdout, stderr := h.run("validate", "--connect", "--log-level", "debug")
 	require.Equal(t, cli.ExitFailed, code)
 	require.Contains(t, stdout+stderr, "connection refused")
