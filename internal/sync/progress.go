@@ -69,17 +69,8 @@ func (r *runner) setPhase(p Phase) {
 	r.reportLocked(true)
 }
 
-// report calls the progress hook, at most once per interval unless force.
-func (r *runner) report(force bool) {
-	if r.opts.Progress == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reportLocked(force)
-}
-
-// reportLocked is report with r.mu held: hook calls are never concurrent.
+// reportLocked calls the progress hook, at most once per interval unless
+// force. r.mu must be held, so that hook calls are never concurrent.
 func (r *runner) reportLocked(force bool) {
 	if r.opts.Progress == nil {
 		return
