@@ -432,6 +432,23 @@ func TestDailyQuotaEndsTheRunWithWhatIsLeft(t *testing.T) {
 	e.requireConverged(spec.Name, list, all...)
 }
 
+func TestDailyQuotaSpentBeforeThePushSaysEverythingIsLeft(t *testing.T) {
+	t.Parallel()
+	// One call a day: resolving the list spends it, so the first run's
+	// resync of the list's membership meets 607 before anything is sent.
+	e := newEnv(t, envOptions{emulator: emulator.Config{DailyQuota: 1}})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	e.setModel(emails(seq("z", 10)...)...)
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, marketo.ErrDailyQuota)
+	require.ErrorContains(t, err, "left for the next run: the whole change")
+	require.Contains(t, run.Error, "left for the next run")
+	require.Equal(t, state.RunFailed, run.Status)
+	require.Empty(t, e.confirmed(spec.Name))
+	require.Empty(t, e.listEmails(list))
+}
+
 func TestSpecValidation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})

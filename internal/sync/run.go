@@ -138,6 +138,11 @@ func (r *runner) do(ctx context.Context) error {
 	r.mu.Unlock()
 
 	if err := r.bindList(ctx, st.rule); err != nil {
+		if errors.Is(err, marketo.ErrDailyQuota) {
+			// Nothing was pushed: the whole diff waits for the next run.
+			return fmt.Errorf("%w; left for the next run: the whole change, since the quota ran out "+
+				"while resolving or resyncing the list, before anything was sent", err)
+		}
 		return err
 	}
 
@@ -294,7 +299,7 @@ func (r *runner) resync(ctx context.Context, rule keyRule) error {
 			return nil
 		})
 	if err != nil {
-		return fmt.Errorf("reading the members of list %d for a full resync: %w", r.list.ID, err)
+		return fmt.Errorf("full resync: %w", err)
 	}
 	it, err := s.finish()
 	if err != nil {
