@@ -72,20 +72,21 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	}
 	r.buffered = !empty
 	r.schema = it.Schema
-	r.cols = make([]string, len(r.schema))
+	cols := make([]string, len(r.schema))
 	for i, f := range r.schema {
-		r.cols[i] = f.Name
+		cols[i] = f.Name
 	}
-	r.vals = make([]any, len(r.schema))
-	log.Debug("query result ready", zap.Uint64("total_rows", it.TotalRows), zap.Strings("columns", r.cols))
+	r.cols = cols
+	s := warehouse.NewStream(qctx, cols, r)
+	log.Debug("query result ready", zap.Uint64("total_rows", it.TotalRows), zap.Strings("columns", cols))
 	if empty {
-		r.finish(nil)
+		_ = s.Close()
 	}
-	return r, nil
+	return s, nil
 }
 
-// rows streams a query's result from a RowIterator, which holds one page
-// of rows at a time.
+// rows is the warehouse.Cursor of a query's result, read from a
+// RowIterator, which holds one page of rows at a time.
 type rows struct {
 	it     *bigquery.RowIterator
 	ctx    context.Context
@@ -96,81 +97,48 @@ type rows struct {
 	schema bigquery.Schema
 	cols   []string
 	raw    []bigquery.Value
-	vals   []any
 
 	buffered bool // raw holds the first row, read by Query
-	done     bool
-	err      error
-	n        int64
 }
 
-// Columns implements warehouse.Rows.
-func (r *rows) Columns() []string { return r.cols }
-
-// Values implements warehouse.Rows.
-func (r *rows) Values() []any { return r.vals }
-
-// Err implements warehouse.Rows.
-func (r *rows) Err() error { return r.err }
-
-// Next implements warehouse.Rows.
-func (r *rows) Next() bool {
-	if r.done {
-		return false
-	}
-	// Rows of the current page are in memory already; stop at them too
-	// when the query is canceled or times out.
-	if r.ctx.Err() != nil {
-		r.finish(warehouse.ContextError(r.ctx, Name, r.p))
-		return false
-	}
+// Read implements warehouse.Cursor.
+func (r *rows) Read(vals []any) (bool, error) {
 	if r.buffered {
 		r.buffered = false
 	} else {
 		err := r.it.Next(&r.raw)
 		if errors.Is(err, iterator.Done) {
-			r.finish(nil)
-			return false
+			return false, nil
 		}
 		if err != nil {
-			r.finish(mapError(r.ctx, r.p, err))
-			return false
+			return false, err
 		}
 	}
 	if len(r.raw) != len(r.schema) {
-		r.finish(warehouse.NewError(warehouse.ErrConnect, Name, r.p,
-			fmt.Sprintf("BigQuery sent a row of %d values for %d columns", len(r.raw), len(r.schema)), nil))
-		return false
+		return false, warehouse.NewError(warehouse.ErrConnect, Name, r.p,
+			fmt.Sprintf("BigQuery sent a row of %d values for %d columns", len(r.raw), len(r.schema)), nil)
 	}
 	for i, v := range r.raw {
 		nv, err := normalize(v, r.schema[i])
 		if err != nil {
-			r.finish(warehouse.NewError(warehouse.ErrSQL, Name, r.p,
-				fmt.Sprintf("column %q (%s): %v", r.cols[i], r.schema[i].Type, err), err))
-			return false
+			return false, warehouse.NewError(warehouse.ErrSQL, Name, r.p,
+				fmt.Sprintf("column %q (%s): %v", r.cols[i], r.schema[i].Type, err), err)
 		}
-		r.vals[i] = nv
+		vals[i] = nv
 	}
-	r.n++
-	return true
+	return true, nil
 }
 
-// finish ends the iteration with err (nil at the end of the result).
-func (r *rows) finish(err error) {
-	if r.done {
-		return
-	}
-	r.done = true
-	r.err = err
+// MapError implements warehouse.Cursor.
+func (r *rows) MapError(err error, _ int64) error {
+	return mapError(r.ctx, r.p, err)
+}
+
+// Release implements warehouse.Cursor. The job itself is complete by the
+// time rows are read, so there is nothing to stop on the server.
+func (r *rows) Release(_ bool, n int64, err error) {
 	r.cancel()
-	r.log.Debug("query rows read", zap.Int64("rows", r.n), zap.Bool("complete", err == nil))
-}
-
-// Close implements warehouse.Rows. The job itself is complete by the time
-// rows are read, so there is nothing to stop on the server.
-func (r *rows) Close() error {
-	r.finish(nil)
-	return nil
+	r.log.Debug("query rows read", zap.Int64("rows", n), zap.Bool("complete", err == nil))
 }
 
 // normalize converts a value the client decoded for column f into one of

@@ -176,24 +176,23 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	}
 	fields := pr.FieldDescriptions()
 	r.rows = pr
-	r.cols = make([]string, len(fields))
+	cols := make([]string, len(fields))
 	for i, f := range fields {
-		r.cols[i] = f.Name
+		cols[i] = f.Name
 	}
+	r.cols = cols
 	r.decode = decoders(conn.Conn().TypeMap(), fields)
-	r.vals = make([]any, len(fields))
+	s := warehouse.NewStream(qctx, cols, r)
 	// Wait for the first row, so that errors raised before the query
 	// produces any (a timeout, a division by zero) come from Query.
-	if r.Next() {
-		r.peeked = true
-	} else if r.err != nil {
-		return nil, r.err
+	if err := s.Peek(); err != nil {
+		return nil, err
 	}
-	return r, nil
+	return s, nil
 }
 
-// rows streams one model's result and owns its connection until the result
-// ends or Close is called.
+// rows is the warehouse.Cursor of one model's result. It owns its
+// connection until the result ends or is closed.
 type rows struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -205,107 +204,59 @@ type rows struct {
 
 	cols   []string
 	decode []decodeFunc
-	vals   []any
-	n      int64
-	err    error
-	// peeked is set when Query has read the first row and Next is yet to
-	// return it.
-	peeked bool
-	// exhausted is set when pgx has read the whole result.
-	exhausted bool
-	done      bool
 }
 
-func (r *rows) Columns() []string { return r.cols }
-
-func (r *rows) Values() []any { return r.vals }
-
-func (r *rows) Err() error { return r.err }
-
-func (r *rows) Next() bool {
-	if r.done {
-		return false
-	}
-	if r.ctx.Err() != nil {
-		r.fail(r.ctx.Err())
-		return false
-	}
-	if r.peeked {
-		r.peeked = false
-		return true
-	}
+// Read implements warehouse.Cursor.
+func (r *rows) Read(vals []any) (bool, error) {
 	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			r.fail(err)
-		} else {
-			r.exhausted = true
-			r.finish()
-		}
-		return false
+		return false, r.rows.Err()
 	}
 	raw := r.rows.RawValues()
 	for i, src := range raw {
 		if src == nil {
-			r.vals[i] = nil
+			vals[i] = nil
 			continue
 		}
 		v, err := r.decode[i](src)
 		if err != nil {
-			r.fail(warehouse.NewError(warehouse.ErrSQL, Name, r.p, "column "+strconv.Quote(r.cols[i])+": "+err.Error(), err))
-			return false
+			return false, warehouse.NewError(warehouse.ErrSQL, Name, r.p, "column "+strconv.Quote(r.cols[i])+": "+err.Error(), err)
 		}
-		r.vals[i] = v
+		vals[i] = v
 	}
-	r.n++
-	return true
+	return true, nil
 }
 
-// fail records err, mapped, and ends the result. A connection lost in the
-// middle of the rows says so, and after how many: the driver's own words
-// ("unexpected EOF") do not.
-func (r *rows) fail(err error) {
+// MapError implements warehouse.Cursor. A connection lost in the middle of
+// the rows says so, and after how many: the driver's own words ("unexpected
+// EOF") do not.
+func (r *rows) MapError(err error, n int64) error {
+	err = interpretError(r.ctx, r.p, err)
 	var we *warehouse.Error
-	if !errors.As(err, &we) {
-		err = interpretError(r.ctx, r.p, err)
-		if errors.As(err, &we) && we.Kind == warehouse.ErrConnect && r.n > 0 {
-			we.Message = "the connection was lost after " + strconv.FormatInt(r.n, 10) + " rows: " + we.Message
-		}
+	if errors.As(err, &we) && we.Kind == warehouse.ErrConnect && n > 0 {
+		we.Message = "the connection was lost after " + strconv.FormatInt(n, 10) + " rows: " + we.Message
 	}
-	r.err = err
-	r.finish()
+	return err
 }
 
-func (r *rows) Close() error {
-	r.finish()
-	return nil
-}
-
-// finish stops the query if it is still running, ends the transaction and
-// returns the connection to the pool. It is idempotent.
-func (r *rows) finish() {
-	if r.done {
-		return
+// Release implements warehouse.Cursor: it stops the query if it is still
+// running, ends the transaction and returns the connection to the pool.
+func (r *rows) Release(complete bool, n int64, err error) {
+	if !complete {
+		// Still streaming: cancelling the context makes pgx send
+		// Postgres a cancel request, so that closing the rows does not
+		// read the rest of the result first.
+		r.cancel()
 	}
-	r.done = true
-	if r.rows != nil {
-		if !r.exhausted {
-			// Still streaming: cancelling the context makes pgx send
-			// Postgres a cancel request, so that closing the rows does
-			// not read the rest of the result first.
-			r.cancel()
-		}
-		r.rows.Close()
-	}
+	r.rows.Close()
 	r.release()
 	r.logger.Debug("model finished",
-		zap.String("model", r.p.Model), zap.Int64("rows", r.n),
-		zap.Duration("elapsed", time.Since(r.start)), zap.Error(r.err))
+		zap.String("model", r.p.Model), zap.Int64("rows", n),
+		zap.Duration("elapsed", time.Since(r.start)), zap.Error(err))
 }
 
 // release ends the transaction and returns the connection, which the pool
 // destroys if it is not idle afterwards.
 func (r *rows) release() {
-	r.done = true
 	conn := r.conn.Conn()
 	if !conn.IsClosed() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), cleanupTimeout)

@@ -174,22 +174,25 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 	}
 	r := &rows{
 		ctx: qctx, cancel: cancel, p: p, rs: rs, logger: w.logger, start: time.Now(),
-		cols: make([]string, len(types)), kinds: make([]declKind, len(types)),
-		vals: make([]any, len(types)), dest: make([]any, len(types)),
+		kinds: make([]declKind, len(types)), dest: make([]any, len(types)),
 	}
+	cols := make([]string, len(types))
 	for i, ct := range types {
-		r.cols[i] = ct.Name()
+		cols[i] = ct.Name()
 		r.kinds[i] = kindOfDecl(ct.DatabaseTypeName())
-		r.dest[i] = &r.vals[i]
+	}
+	r.cols = cols
+	st := warehouse.NewStream(qctx, cols, r)
+	vals := st.Values()
+	for i := range vals {
+		r.dest[i] = &vals[i]
 	}
 	// Wait for the first row, so that errors raised before the query
 	// produces any come from Query.
-	if r.Next() {
-		r.peeked = true
-	} else if r.err != nil {
-		return nil, r.err
+	if err := st.Peek(); err != nil {
+		return nil, err
 	}
-	return r, nil
+	return st, nil
 }
 
 // declKind is what a column's declared type says about its values.
@@ -212,7 +215,7 @@ func kindOfDecl(decl string) declKind {
 	}
 }
 
-// rows streams one model's result.
+// rows is the warehouse.Cursor of one model's result.
 type rows struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -221,96 +224,55 @@ type rows struct {
 	logger *zap.Logger
 	start  time.Time
 
-	cols   []string
-	kinds  []declKind
-	vals   []any
-	dest   []any
-	n      int64
-	err    error
-	peeked bool
-	done   bool
+	cols  []string
+	kinds []declKind
+	// dest points at the values of the warehouse.Stream, for Scan.
+	dest []any
 }
 
-func (r *rows) Columns() []string { return r.cols }
-
-func (r *rows) Values() []any { return r.vals }
-
-func (r *rows) Err() error { return r.err }
-
-func (r *rows) Next() bool {
-	if r.done {
-		return false
-	}
-	if err := r.ctx.Err(); err != nil {
-		r.fail(err)
-		return false
-	}
-	if r.peeked {
-		r.peeked = false
-		return true
-	}
+// Read implements warehouse.Cursor.
+func (r *rows) Read(vals []any) (bool, error) {
 	if !r.rs.Next() {
-		if err := r.rs.Err(); err != nil {
-			r.fail(err)
-		} else {
-			r.finish()
-		}
-		return false
+		return false, r.rs.Err()
 	}
 	if err := r.rs.Scan(r.dest...); err != nil {
-		r.fail(err)
-		return false
+		return false, err
 	}
-	for i, v := range r.vals {
+	for i, v := range vals {
 		switch x := v.(type) {
 		case nil, string, float64:
 		case int64:
 			if r.kinds[i] == declBool {
-				r.vals[i] = x != 0
+				vals[i] = x != 0
 			}
 		case time.Time:
-			r.vals[i] = x.UTC()
+			vals[i] = x.UTC()
 		case []byte:
-			r.vals[i] = string(x)
+			vals[i] = string(x)
 		default:
 			n, err := warehouse.Normalize(v)
 			if err != nil {
-				r.fail(warehouse.NewError(warehouse.ErrSQL, Name, r.p, "column "+strconv.Quote(r.cols[i])+": "+err.Error(), err))
-				return false
+				return false, warehouse.NewError(warehouse.ErrSQL, Name, r.p, "column "+strconv.Quote(r.cols[i])+": "+err.Error(), err)
 			}
-			r.vals[i] = n
+			vals[i] = n
 		}
 	}
-	r.n++
-	return true
+	return true, nil
 }
 
-func (r *rows) fail(err error) {
-	var we *warehouse.Error
-	if !errors.As(err, &we) {
-		err = interpretError(r.ctx, r.p, err)
-	}
-	r.err = err
-	r.finish()
+// MapError implements warehouse.Cursor.
+func (r *rows) MapError(err error, _ int64) error {
+	return interpretError(r.ctx, r.p, err)
 }
 
-func (r *rows) Close() error {
-	r.finish()
-	return nil
-}
-
-// finish interrupts the query if it is still running and releases its
-// connection. It is idempotent.
-func (r *rows) finish() {
-	if r.done {
-		return
-	}
-	r.done = true
+// Release implements warehouse.Cursor: it interrupts the query if it is
+// still running and releases its connection.
+func (r *rows) Release(_ bool, n int64, err error) {
 	r.cancel()
 	_ = r.rs.Close()
 	r.logger.Debug("model finished",
-		zap.String("model", r.p.Model), zap.Int64("rows", r.n),
-		zap.Duration("elapsed", time.Since(r.start)), zap.Error(r.err))
+		zap.String("model", r.p.Model), zap.Int64("rows", n),
+		zap.Duration("elapsed", time.Since(r.start)), zap.Error(err))
 }
 
 // interpretError maps an error from database/sql or modernc.org/sqlite onto
