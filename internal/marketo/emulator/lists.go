@@ -298,9 +298,11 @@ func (c *call) memberIDs() ([]int64, *response) {
 	return ids, nil
 }
 
-// hAddMembers answers POST /rest/v1/lists/{id}/leads.json. Adding a lead
-// that is already a member answers "added" again.
-func (e *Emulator) hAddMembers(c *call) response {
+// eachMember answers a call on the membership of the leads whose ids the
+// request names: 1013 for a list that does not exist, "skipped" with 1004 for
+// an id no lead has, and op's answer for every other lead. A call that
+// changes the list (touch) marks it updated.
+func (e *Emulator) eachMember(c *call, touch bool, op func(l *staticList, id int64) memberResult) response {
 	l, bad := c.listOr1013()
 	if bad != nil {
 		return *bad
@@ -315,61 +317,42 @@ func (e *Emulator) hAddMembers(c *call) response {
 			out[i] = memberResult{ID: id, Status: "skipped", Reasons: []apiError{{"1004", "Lead not found"}}}
 			continue
 		}
-		l.members.add(id)
-		out[i] = memberResult{ID: id, Status: "added"}
+		out[i] = op(l, id)
 	}
-	l.updated = c.now
+	if touch {
+		l.updated = c.now
+	}
 	return c.ok(out)
+}
+
+// hAddMembers answers POST /rest/v1/lists/{id}/leads.json. Adding a lead
+// that is already a member answers "added" again.
+func (e *Emulator) hAddMembers(c *call) response {
+	return e.eachMember(c, true, func(l *staticList, id int64) memberResult {
+		l.members.add(id)
+		return memberResult{ID: id, Status: "added"}
+	})
 }
 
 // hRemoveMembers answers DELETE /rest/v1/lists/{id}/leads.json: "removed",
 // or "skipped" with 1004 (no such lead) or 1015 (not in the list).
 func (e *Emulator) hRemoveMembers(c *call) response {
-	l, bad := c.listOr1013()
-	if bad != nil {
-		return *bad
-	}
-	ids, bad := c.memberIDs()
-	if bad != nil {
-		return *bad
-	}
-	out := make([]memberResult, len(ids))
-	for i, id := range ids {
-		switch {
-		case e.leads.get(id) == nil:
-			out[i] = memberResult{ID: id, Status: "skipped", Reasons: []apiError{{"1004", "Lead not found"}}}
-		case !l.members.remove(id):
-			out[i] = memberResult{ID: id, Status: "skipped", Reasons: []apiError{{"1015", "Lead not in list"}}}
-		default:
-			out[i] = memberResult{ID: id, Status: "removed"}
+	return e.eachMember(c, true, func(l *staticList, id int64) memberResult {
+		if !l.members.remove(id) {
+			return memberResult{ID: id, Status: "skipped", Reasons: []apiError{{"1015", "Lead not in list"}}}
 		}
-	}
-	l.updated = c.now
-	return c.ok(out)
+		return memberResult{ID: id, Status: "removed"}
+	})
 }
 
 // hIsMember answers GET /rest/v1/lists/{id}/leads/ismember.json.
 func (e *Emulator) hIsMember(c *call) response {
-	l, bad := c.listOr1013()
-	if bad != nil {
-		return *bad
-	}
-	ids, bad := c.memberIDs()
-	if bad != nil {
-		return *bad
-	}
-	out := make([]memberResult, len(ids))
-	for i, id := range ids {
-		switch {
-		case e.leads.get(id) == nil:
-			out[i] = memberResult{ID: id, Status: "skipped", Reasons: []apiError{{"1004", "Lead not found"}}}
-		case l.members.has(id):
-			out[i] = memberResult{ID: id, Status: "memberof"}
-		default:
-			out[i] = memberResult{ID: id, Status: "notmemberof"}
+	return e.eachMember(c, false, func(l *staticList, id int64) memberResult {
+		if l.members.has(id) {
+			return memberResult{ID: id, Status: "memberof"}
 		}
-	}
-	return c.ok(out)
+		return memberResult{ID: id, Status: "notmemberof"}
+	})
 }
 
 // hGetMembers answers GET /rest/v1/lists/{id}/leads.json (and the legacy
