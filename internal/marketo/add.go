@@ -94,10 +94,7 @@ func (c *Client) prepareAdd(p AddParams, commit CommitFunc) (*adder, error) {
 	if commit == nil {
 		return nil, errors.New("adding to list: commit func is nil")
 	}
-	lookup := strings.TrimSpace(p.LookupField)
-	if lookup == "" {
-		lookup = "email"
-	}
+	lookup := lookupField(p.LookupField)
 	header, err := importHeader(lookup, p.FieldNames)
 	if err != nil {
 		return nil, fmt.Errorf("adding to list %d: %w", p.ListID, err)

@@ -14,6 +14,15 @@ import (
 // extractPageSize is how many members of an extract go to fn at a time.
 const extractPageSize = 2000
 
+// lookupField returns the lead field that keys a list's members: field,
+// trimmed, or "email" when that is empty.
+func lookupField(field string) string {
+	if f := strings.TrimSpace(field); f != "" {
+		return f
+	}
+	return "email"
+}
+
 // ListMembers streams the members of a list, with their lead ids, to fn one
 // page at a time. Lists expected to be small (SizeHint below
 // ExtractMinRows, or unknown) are paged 300 members a call; large ones are
@@ -27,10 +36,7 @@ func (c *Client) ListMembers(ctx context.Context, p MembersParams, fn func(ctx c
 	if fn == nil {
 		return errors.New("reading list members: page func is nil")
 	}
-	lookup := strings.TrimSpace(p.LookupField)
-	if lookup == "" {
-		lookup = "email"
-	}
+	lookup := lookupField(p.LookupField)
 	call := func(page []Member) error {
 		if err := fn(ctx, page); err != nil {
 			return &commitError{err}

@@ -32,10 +32,7 @@ func (c *Client) removeFromList(ctx context.Context, p RemoveParams, commit Comm
 	if commit == nil {
 		return errors.New("removing from list: commit func is nil")
 	}
-	lookup := strings.TrimSpace(p.LookupField)
-	if lookup == "" {
-		lookup = "email"
-	}
+	lookup := lookupField(p.LookupField)
 	var known, unknown []*unit
 	byKey := map[string]*unit{}
 	for i, m := range p.Members {
