@@ -6,10 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	stdsync "sync"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/listsync/listsync/internal/state"
+	"github.com/listsync/listsync/internal/state/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -86,7 +83,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	files, err := migrationFiles(migrations)
+	files, err := sqlstore.MigrationFiles(migrations)
 	if err != nil {
 		return err
 	}
@@ -100,52 +97,22 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		for _, f := range files {
 			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM listsync_schema_version WHERE version = $1`, f.version).Scan(&n); err != nil {
-				return fmt.Errorf("applying migration %s: %w", f.name, err)
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM listsync_schema_version WHERE version = $1`, f.Version).Scan(&n); err != nil {
+				return fmt.Errorf("applying migration %s: %w", f.Name, err)
 			}
 			if n > 0 {
 				continue
 			}
-			if _, err := tx.Exec(ctx, f.sql); err != nil {
-				return fmt.Errorf("applying migration %s: %w", f.name, err)
+			if _, err := tx.Exec(ctx, f.SQL); err != nil {
+				return fmt.Errorf("applying migration %s: %w", f.Name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO listsync_schema_version (version, applied_at) VALUES ($1, $2)`,
-				f.version, s.cfg.Now()); err != nil {
-				return fmt.Errorf("applying migration %s: %w", f.name, err)
+				f.Version, s.cfg.Now()); err != nil {
+				return fmt.Errorf("applying migration %s: %w", f.Name, err)
 			}
 		}
 		return nil
 	})
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrationFiles returns the numbered migrations (NNNN_name.sql) in order.
-func migrationFiles(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("listing migrations: %w", err)
-	}
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s is not named NNNN_name.sql", name)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("reading migration %s: %w", name, err)
-		}
-		out = append(out, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
 }
 
 // BindList implements [state.Store].
@@ -234,8 +201,6 @@ func (s *Store) CountMembers(ctx context.Context, syncName string) (int64, error
 	return n, nil
 }
 
-const rejectCols = `lead_key, op, code, reason, attempts, first_attempt_at, last_attempt_at, next_attempt_at`
-
 func scanReject(rows pgx.Rows) (state.Reject, error) {
 	var r state.Reject
 	var op string
@@ -249,7 +214,7 @@ func scanReject(rows pgx.Rows) (state.Reject, error) {
 
 // ScanRejects implements [state.Store].
 func (s *Store) ScanRejects(ctx context.Context, syncName string, fn func(state.Reject) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT `+rejectCols+` FROM listsync_rejects WHERE sync_name = $1 ORDER BY lead_key`, syncName)
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlstore.RejectCols+` FROM listsync_rejects WHERE sync_name = $1 ORDER BY lead_key`, syncName)
 	if err != nil {
 		return fmt.Errorf("scanning rejects of sync %q: %w", syncName, err)
 	}
@@ -275,7 +240,7 @@ func (s *Store) ListRejects(ctx context.Context, syncName string, limit int) ([]
 	if limit > 0 {
 		lim = &limit
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+rejectCols+` FROM listsync_rejects WHERE sync_name = $1
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlstore.RejectCols+` FROM listsync_rejects WHERE sync_name = $1
 		ORDER BY lead_key LIMIT $2`, syncName, lim)
 	if err != nil {
 		return nil, fmt.Errorf("listing rejects of sync %q: %w", syncName, err)
@@ -469,12 +434,6 @@ func (s *Store) Reset(ctx context.Context, syncName string) error {
 	return nil
 }
 
-const abandonedError = "abandoned: the process running it stopped before it finished"
-
-const runCols = `id, sync_name, trigger_kind, status, started_at, ended_at, list_id, full_resync, rows_read, invalid,
-	invalid_samples, duplicates, adds_planned, removes_planned, updates_planned, deferred, adds_confirmed,
-	removes_confirmed, updates_confirmed, rejected, api_calls, error`
-
 // StartRun implements [state.Store].
 func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 	r.Status = state.RunRunning
@@ -482,7 +441,7 @@ func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE listsync_runs SET status = $1, ended_at = $2, error = $3
 			WHERE sync_name = $4 AND status = $5`,
-			string(state.RunAbandoned), r.StartedAt, abandonedError, r.Sync, string(state.RunRunning)); err != nil {
+			string(state.RunAbandoned), r.StartedAt, sqlstore.AbandonedError, r.Sync, string(state.RunRunning)); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `INSERT INTO listsync_runs (sync_name, trigger_kind, status, started_at, list_id,
@@ -491,7 +450,7 @@ func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 			RETURNING id`,
 			r.Sync, r.Trigger, string(r.Status), r.StartedAt, r.ListID, r.FullResync, r.RowsRead, r.Invalid,
-			nonNil(r.InvalidSamples), r.Duplicates, r.AddsPlanned, r.RemovesPlanned, r.UpdatesPlanned, r.Deferred,
+			sqlstore.NonNil(r.InvalidSamples), r.Duplicates, r.AddsPlanned, r.RemovesPlanned, r.UpdatesPlanned, r.Deferred,
 			r.AddsConfirmed, r.RemovesConfirmed, r.UpdatesConfirmed, r.Rejected, r.APICalls, r.Error).Scan(&r.ID)
 	})
 	if err != nil {
@@ -523,7 +482,7 @@ func (s *Store) FinishRun(ctx context.Context, r state.Run) error {
 			removes_planned = $10, updates_planned = $11, deferred = $12, adds_confirmed = $13,
 			removes_confirmed = $14, updates_confirmed = $15, rejected = $16, api_calls = $17, error = $18
 		WHERE id = $19`,
-		string(r.Status), ended, r.ListID, r.FullResync, r.RowsRead, r.Invalid, nonNil(r.InvalidSamples),
+		string(r.Status), ended, r.ListID, r.FullResync, r.RowsRead, r.Invalid, sqlstore.NonNil(r.InvalidSamples),
 		r.Duplicates, r.AddsPlanned, r.RemovesPlanned, r.UpdatesPlanned, r.Deferred, r.AddsConfirmed,
 		r.RemovesConfirmed, r.UpdatesConfirmed, r.Rejected, r.APICalls, r.Error, r.ID)
 	if err != nil {
@@ -540,7 +499,7 @@ func (s *Store) ListRuns(ctx context.Context, syncName string, limit int) ([]sta
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+runCols+` FROM listsync_runs
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlstore.RunCols+` FROM listsync_runs
 		WHERE $1 = '' OR sync_name = $1 ORDER BY id DESC LIMIT $2`, syncName, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing runs of sync %q: %w", syncName, err)
@@ -551,20 +510,14 @@ func (s *Store) ListRuns(ctx context.Context, syncName string, limit int) ([]sta
 		var r state.Run
 		var status string
 		var ended *time.Time
-		if err := rows.Scan(&r.ID, &r.Sync, &r.Trigger, &status, &r.StartedAt, &ended, &r.ListID, &r.FullResync,
-			&r.RowsRead, &r.Invalid, &r.InvalidSamples, &r.Duplicates, &r.AddsPlanned, &r.RemovesPlanned,
-			&r.UpdatesPlanned, &r.Deferred, &r.AddsConfirmed, &r.RemovesConfirmed, &r.UpdatesConfirmed,
-			&r.Rejected, &r.APICalls, &r.Error); err != nil {
+		if err := rows.Scan(sqlstore.RunDest(&r, &status, &r.StartedAt, &ended, &r.InvalidSamples)...); err != nil {
 			return nil, fmt.Errorf("listing runs of sync %q: %w", syncName, err)
 		}
-		r.Status = state.RunStatus(status)
 		r.StartedAt = r.StartedAt.UTC()
 		if ended != nil {
 			r.EndedAt = ended.UTC()
 		}
-		if len(r.InvalidSamples) == 0 {
-			r.InvalidSamples = nil
-		}
+		sqlstore.ScannedRun(&r, status)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -621,11 +574,4 @@ func lockKey(syncName string) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("listsync sync lock\x00" + syncName))
 	return int64(h.Sum64())
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }

@@ -9,12 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	stdsync "sync"
 	"time"
 
@@ -22,6 +18,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/listsync/listsync/internal/state"
+	"github.com/listsync/listsync/internal/state/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -130,60 +127,30 @@ func (s *Store) migrate(ctx context.Context) error {
 		version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("creating schema_version: %w", err)
 	}
-	files, err := migrationFiles(migrations)
+	files, err := sqlstore.MigrationFiles(migrations)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version WHERE version = ?`, f.version).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version WHERE version = ?`, f.Version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, f.sql); err != nil {
+			if _, err := tx.ExecContext(ctx, f.SQL); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`, f.version, micros(s.cfg.Now()))
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`, f.Version, micros(s.cfg.Now()))
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("applying migration %s: %w", f.name, err)
+			return fmt.Errorf("applying migration %s: %w", f.Name, err)
 		}
 	}
 	return nil
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrationFiles returns the numbered migrations (NNNN_name.sql) in order.
-func migrationFiles(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("listing migrations: %w", err)
-	}
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s is not named NNNN_name.sql", name)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("reading migration %s: %w", name, err)
-		}
-		out = append(out, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
 }
 
 // tx runs fn in one write transaction.
@@ -287,8 +254,6 @@ func (s *Store) CountMembers(ctx context.Context, syncName string) (int64, error
 	return n, nil
 }
 
-const rejectCols = `lead_key, op, code, reason, attempts, first_attempt_at, last_attempt_at, next_attempt_at`
-
 func scanReject(rows *sql.Rows) (state.Reject, error) {
 	var r state.Reject
 	var op string
@@ -303,7 +268,7 @@ func scanReject(rows *sql.Rows) (state.Reject, error) {
 
 // ScanRejects implements [state.Store].
 func (s *Store) ScanRejects(ctx context.Context, syncName string, fn func(state.Reject) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rejectCols+` FROM rejects WHERE sync_name = ? ORDER BY lead_key`, syncName)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.RejectCols+` FROM rejects WHERE sync_name = ? ORDER BY lead_key`, syncName)
 	if err != nil {
 		return fmt.Errorf("scanning rejects of sync %q: %w", syncName, err)
 	}
@@ -328,7 +293,7 @@ func (s *Store) ListRejects(ctx context.Context, syncName string, limit int) ([]
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rejectCols+` FROM rejects WHERE sync_name = ? ORDER BY lead_key LIMIT ?`, syncName, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.RejectCols+` FROM rejects WHERE sync_name = ? ORDER BY lead_key LIMIT ?`, syncName, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing rejects of sync %q: %w", syncName, err)
 	}
@@ -520,22 +485,18 @@ func (s *Store) Reset(ctx context.Context, syncName string) error {
 	return nil
 }
 
-const runCols = `id, sync_name, trigger_kind, status, started_at, ended_at, list_id, full_resync, rows_read, invalid,
-	invalid_samples, duplicates, adds_planned, removes_planned, updates_planned, deferred, adds_confirmed,
-	removes_confirmed, updates_confirmed, rejected, api_calls, error`
-
 // StartRun implements [state.Store].
 func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 	r.Status = state.RunRunning
 	r.EndedAt = time.Time{}
-	samples, err := json.Marshal(nonNil(r.InvalidSamples))
+	samples, err := json.Marshal(sqlstore.NonNil(r.InvalidSamples))
 	if err != nil {
 		return r, fmt.Errorf("starting run of sync %q: %w", r.Sync, err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, ended_at = ?, error = ?
 			WHERE sync_name = ? AND status = ?`,
-			string(state.RunAbandoned), micros(r.StartedAt), abandonedError, r.Sync, string(state.RunRunning)); err != nil {
+			string(state.RunAbandoned), micros(r.StartedAt), sqlstore.AbandonedError, r.Sync, string(state.RunRunning)); err != nil {
 			return err
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO runs (sync_name, trigger_kind, status, started_at, list_id, full_resync,
@@ -551,8 +512,6 @@ func (s *Store) StartRun(ctx context.Context, r state.Run) (state.Run, error) {
 	}
 	return r, nil
 }
-
-const abandonedError = "abandoned: the process running it stopped before it finished"
 
 // RecordSkipped implements [state.Store].
 func (s *Store) RecordSkipped(ctx context.Context, r state.Run) (state.Run, error) {
@@ -570,7 +529,7 @@ func (s *Store) RecordSkipped(ctx context.Context, r state.Run) (state.Run, erro
 
 // FinishRun implements [state.Store].
 func (s *Store) FinishRun(ctx context.Context, r state.Run) error {
-	samples, err := json.Marshal(nonNil(r.InvalidSamples))
+	samples, err := json.Marshal(sqlstore.NonNil(r.InvalidSamples))
 	if err != nil {
 		return fmt.Errorf("finishing run %d: %w", r.ID, err)
 	}
@@ -609,10 +568,10 @@ func (s *Store) ListRuns(ctx context.Context, syncName string, limit int) ([]sta
 	if limit <= 0 {
 		limit = 100
 	}
-	q := `SELECT ` + runCols + ` FROM runs WHERE sync_name = ? ORDER BY id DESC LIMIT ?`
+	q := `SELECT ` + sqlstore.RunCols + ` FROM runs WHERE sync_name = ? ORDER BY id DESC LIMIT ?`
 	args := []any{syncName, limit}
 	if syncName == "" {
-		q = `SELECT ` + runCols + ` FROM runs ORDER BY id DESC LIMIT ?`
+		q = `SELECT ` + sqlstore.RunCols + ` FROM runs ORDER BY id DESC LIMIT ?`
 		args = []any{limit}
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
@@ -626,13 +585,9 @@ func (s *Store) ListRuns(ctx context.Context, syncName string, limit int) ([]sta
 		var status, samples string
 		var started int64
 		var ended sql.NullInt64
-		if err := rows.Scan(&r.ID, &r.Sync, &r.Trigger, &status, &started, &ended, &r.ListID, &r.FullResync,
-			&r.RowsRead, &r.Invalid, &samples, &r.Duplicates, &r.AddsPlanned, &r.RemovesPlanned, &r.UpdatesPlanned,
-			&r.Deferred, &r.AddsConfirmed, &r.RemovesConfirmed, &r.UpdatesConfirmed, &r.Rejected, &r.APICalls,
-			&r.Error); err != nil {
+		if err := rows.Scan(sqlstore.RunDest(&r, &status, &started, &ended, &samples)...); err != nil {
 			return nil, fmt.Errorf("listing runs of sync %q: %w", syncName, err)
 		}
-		r.Status = state.RunStatus(status)
 		r.StartedAt = fromMicros(started)
 		if ended.Valid {
 			r.EndedAt = fromMicros(ended.Int64)
@@ -640,9 +595,7 @@ func (s *Store) ListRuns(ctx context.Context, syncName string, limit int) ([]sta
 		if err := json.Unmarshal([]byte(samples), &r.InvalidSamples); err != nil {
 			return nil, fmt.Errorf("listing runs of sync %q: decoding invalid samples of run %d: %w", syncName, r.ID, err)
 		}
-		if len(r.InvalidSamples) == 0 {
-			r.InvalidSamples = nil
-		}
+		sqlstore.ScannedRun(&r, status)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -713,13 +666,6 @@ func fromMicros(v int64) time.Time {
 
 func nullID(id int64) sql.NullInt64 {
 	return sql.NullInt64{Int64: id, Valid: id != 0}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func randomOwner() string {
