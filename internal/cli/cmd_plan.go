@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"go.uber.org/zap/zapcore"
-
+	"github.com/listsync/listsync/internal/config"
 	listsync "github.com/listsync/listsync/internal/sync"
 )
 
@@ -89,63 +88,51 @@ func cmdPlan(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := e.loadConfig(f.config)
-	if err != nil {
+	var s *config.Sync
+	pick := func(cfg *config.Config) (err error) {
+		s, err = oneSync(cfg, pos)
 		return err
 	}
-	defer l.Close()
-	s, err := oneSync(l.cfg, pos)
-	if err != nil {
-		return err
-	}
-	log, err := e.newLogger(f.commonFlags, zapcore.WarnLevel, false)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	a, err := e.openApp(ctx, l, log, appOptions{withEngine: true})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	spec, err := a.spec(ctx, s)
-	if err != nil {
-		return err
-	}
-	_, stop := e.progress(s.Name, f.json)
-	p, err := a.engine.Plan(ctx, spec)
-	stop()
-	if err != nil {
-		return err
-	}
-	if f.json {
-		return writeJSON(e.stdout, toPlanJSON(p))
-	}
-	w := e.stdout
-	fmt.Fprintf(w, "Plan for %s (%s, model %s):\n", s.Name, describeList(l.cfg, s), s.Model)
-	fmt.Fprintf(w, "  %d rows read, %d invalid, %d duplicate; %d members confirmed on the list\n", p.RowsRead, p.Invalid, p.Duplicates, p.Members)
-	section := func(label string, n int64, samples []string) {
-		fmt.Fprintf(w, "  %-14s %d", label, n)
-		if len(samples) > 0 {
-			fmt.Fprintf(w, "   e.g. %s", strings.Join(samples, ", "))
-			if int64(len(samples)) < n {
-				fmt.Fprint(w, ", …")
-			}
+	return e.withApp(ctx, f.commonFlags, appOptions{withEngine: true}, pick, func(l *loaded, a *app) error {
+		spec, err := a.spec(ctx, s)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintln(w)
-	}
-	section("add:", p.Adds, p.AddSamples)
-	section("remove:", p.Removes, p.RemoveSamples)
-	section("update fields:", p.Updates, p.UpdateSamples)
-	section("invalid:", p.Invalid, p.InvalidSamples)
-	if p.Deferred > 0 {
-		section("deferred:", p.Deferred, p.DeferredSamples)
-	}
-	if !p.Bound {
-		fmt.Fprintln(w, "  The sync has not run yet (or was reset): its first run reads the list's membership from Marketo first, so it may send less than this.")
-	}
-	if p.Guard != nil {
-		fmt.Fprintf(w, "  A run would stop here: %s\n", explain(p.Guard))
-	}
-	return nil
+		_, stop := e.progress(s.Name, f.json)
+		p, err := a.engine.Plan(ctx, spec)
+		stop()
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return writeJSON(e.stdout, toPlanJSON(p))
+		}
+		w := e.stdout
+		fmt.Fprintf(w, "Plan for %s (%s, model %s):\n", s.Name, describeList(l.cfg, s), s.Model)
+		fmt.Fprintf(w, "  %d rows read, %d invalid, %d duplicate; %d members confirmed on the list\n", p.RowsRead, p.Invalid, p.Duplicates, p.Members)
+		section := func(label string, n int64, samples []string) {
+			fmt.Fprintf(w, "  %-14s %d", label, n)
+			if len(samples) > 0 {
+				fmt.Fprintf(w, "   e.g. %s", strings.Join(samples, ", "))
+				if int64(len(samples)) < n {
+					fmt.Fprint(w, ", …")
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		section("add:", p.Adds, p.AddSamples)
+		section("remove:", p.Removes, p.RemoveSamples)
+		section("update fields:", p.Updates, p.UpdateSamples)
+		section("invalid:", p.Invalid, p.InvalidSamples)
+		if p.Deferred > 0 {
+			section("deferred:", p.Deferred, p.DeferredSamples)
+		}
+		if !p.Bound {
+			fmt.Fprintln(w, "  The sync has not run yet (or was reset): its first run reads the list's membership from Marketo first, so it may send less than this.")
+		}
+		if p.Guard != nil {
+			fmt.Fprintf(w, "  A run would stop here: %s\n", explain(p.Guard))
+		}
+		return nil
+	})
 }

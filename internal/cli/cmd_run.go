@@ -9,8 +9,7 @@ import (
 	stdsync "sync"
 	"time"
 
-	"go.uber.org/zap/zapcore"
-
+	"github.com/listsync/listsync/internal/config"
 	"github.com/listsync/listsync/internal/state"
 	listsync "github.com/listsync/listsync/internal/sync"
 )
@@ -47,82 +46,69 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := e.loadConfig(f.config)
-	if err != nil {
+	var syncs []*config.Sync
+	pick := func(cfg *config.Config) (err error) {
+		syncs, err = syncsNamed(cfg, pos)
 		return err
 	}
-	defer l.Close()
-	syncs, err := syncsNamed(l.cfg, pos)
-	if err != nil {
-		return err
-	}
-	log, err := e.newLogger(f.commonFlags, zapcore.WarnLevel, false)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	a, err := e.openApp(ctx, l, log, appOptions{withEngine: true})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-
-	opts := listsync.RunOptions{Trigger: state.TriggerManual, FullResync: f.fullResync, AllowRemovals: f.allowRemovals}
-	var records []runJSON
-	failed := 0
-	for _, s := range syncs {
-		if ctx.Err() != nil {
-			break
-		}
-		start := e.now()
-		var run state.Run
-		spec, err := a.spec(ctx, s)
-		if err == nil {
-			update, stop := e.progress(s.Name, f.json)
-			o := opts
-			o.Progress = update
-			run, err = a.engine.Run(ctx, spec, o)
-			stop()
-		}
-		if run.Sync == "" {
-			run = state.Run{Sync: s.Name, Trigger: opts.Trigger, Status: state.RunFailed, StartedAt: start, EndedAt: e.now()}
-		}
-		if err != nil {
-			failed++
-			if run.Status == "" || run.Status == state.RunSucceeded || run.Status == state.RunRunning {
-				run.Status = state.RunFailed
+	return e.withApp(ctx, f.commonFlags, appOptions{withEngine: true}, pick, func(_ *loaded, a *app) error {
+		opts := listsync.RunOptions{Trigger: state.TriggerManual, FullResync: f.fullResync, AllowRemovals: f.allowRemovals}
+		var records []runJSON
+		failed := 0
+		for _, s := range syncs {
+			if ctx.Err() != nil {
+				break
 			}
-			if run.Error == "" {
-				run.Error = err.Error()
+			start := e.now()
+			var run state.Run
+			spec, err := a.spec(ctx, s)
+			if err == nil {
+				update, stop := e.progress(s.Name, f.json)
+				o := opts
+				o.Progress = update
+				run, err = a.engine.Run(ctx, spec, o)
+				stop()
 			}
+			if run.Sync == "" {
+				run = state.Run{Sync: s.Name, Trigger: opts.Trigger, Status: state.RunFailed, StartedAt: start, EndedAt: e.now()}
+			}
+			if err != nil {
+				failed++
+				if run.Status == "" || run.Status == state.RunSucceeded || run.Status == state.RunRunning {
+					run.Status = state.RunFailed
+				}
+				if run.Error == "" {
+					run.Error = err.Error()
+				}
+			}
+			records = append(records, toRunJSON(run))
+			if f.json {
+				continue
+			}
+			if err != nil {
+				fmt.Fprintf(e.stdout, "%s: %s after %s: %s\n", s.Name, run.Status, e.now().Sub(start).Round(10*time.Millisecond), explain(err))
+				continue
+			}
+			fmt.Fprintln(e.stdout, summary(run))
 		}
-		records = append(records, toRunJSON(run))
 		if f.json {
-			continue
+			if records == nil {
+				records = []runJSON{}
+			}
+			if err := writeJSON(e.stdout, records); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			fmt.Fprintf(e.stdout, "%s: %s after %s: %s\n", s.Name, run.Status, e.now().Sub(start).Round(10*time.Millisecond), explain(err))
-			continue
+		if ctx.Err() != nil {
+			fmt.Fprintln(e.stderr, "listsync run: interrupted; what Marketo confirmed so far is recorded, and the next run resumes from there")
+			return errReported
 		}
-		fmt.Fprintln(e.stdout, summary(run))
-	}
-	if f.json {
-		if records == nil {
-			records = []runJSON{}
+		if failed > 0 {
+			fmt.Fprintf(e.stderr, "listsync run: %d of %d syncs failed\n", failed, len(records))
+			return errReported
 		}
-		if err := writeJSON(e.stdout, records); err != nil {
-			return err
-		}
-	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(e.stderr, "listsync run: interrupted; what Marketo confirmed so far is recorded, and the next run resumes from there")
-		return errReported
-	}
-	if failed > 0 {
-		fmt.Fprintf(e.stderr, "listsync run: %d of %d syncs failed\n", failed, len(records))
-		return errReported
-	}
-	return nil
+		return nil
+	})
 }
 
 // explain adds what to do to the errors a person can act on.

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/listsync/listsync/internal/config"
 	"github.com/listsync/listsync/internal/state"
 )
 
@@ -57,17 +58,31 @@ func newRejectsFlags(fs *flag.FlagSet) *rejectsFlags {
 
 // withStore loads the config and opens the state store for fn.
 func (e *env) withStore(ctx context.Context, cf *commonFlags, fn func(l *loaded, a *app) error) error {
+	return e.withApp(ctx, cf, appOptions{}, nil, fn)
+}
+
+// withApp loads the config, calls pick (when not nil) to choose the syncs
+// from it before anything is opened, so that a wrong sync name fails before
+// the state store or a warehouse is touched, then opens the app with opts for
+// fn and closes it once fn returns.
+func (e *env) withApp(ctx context.Context, cf *commonFlags, opts appOptions, pick func(cfg *config.Config) error,
+	fn func(l *loaded, a *app) error) error {
 	l, err := e.loadConfig(cf.config)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	if pick != nil {
+		if err := pick(l.cfg); err != nil {
+			return err
+		}
+	}
 	log, err := e.newLogger(cf, zapcore.WarnLevel, false)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := e.openApp(ctx, l, log, appOptions{})
+	a, err := e.openApp(ctx, l, log, opts)
 	if err != nil {
 		return err
 	}
