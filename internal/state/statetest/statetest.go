@@ -749,3 +749,19 @@ func testIsolation(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, s.ReplaceMembers(c, "iso-b", at, func(func([]state.Member) error) error { return nil }))
 	require.Equal(t, []string{"a@x.com", "b@x.com"}, keysOf(members(t, s, "iso-a")), "syncs never see each other's rows")
 }
+
+// BenchApplyBatch100k benchmarks s committing one batch of 100,000 confirmed
+// adds, the engine's default chunk, each iteration to a new sync. Both
+// backends' BenchmarkApplyBatch100k run it.
+func BenchApplyBatch100k(b *testing.B, s state.Store) {
+	batch := state.Batch{At: time.Now()}
+	for i := range 100_000 {
+		batch.Confirmed = append(batch.Confirmed, state.Member{Key: fmt.Sprintf("user%08d@example.com", i),
+			LeadID: int64(i + 1), FieldsHash: []byte("0123456789abcdef")})
+	}
+	for i := 0; b.Loop(); i++ {
+		if err := s.ApplyBatch(b.Context(), fmt.Sprint("s", i), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
