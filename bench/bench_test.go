@@ -320,3 +320,10 @@ func TestParseTimeOutput(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadNote(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, ": the machine was otherwise quiet", loadNote(0.15, 0.6, 2))
+	require.Equal(t, ": other work ran on the machine, so the figures are noisy", loadNote(0.15, 3.2, 2))
+	require.Equal(t, "", loadNote(-1, 1, 2))
+}

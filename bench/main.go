@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -301,14 +302,25 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		fmt.Sprintf("- **Taken:** %s to %s (%s), %s.", b.started.Format("2006-01-02 15:04 MST"),
 			time.Now().Format("15:04 MST"), time.Since(b.started).Round(time.Second), mode),
 		"- **Machine:** " + machine.String() + ".",
-		fmt.Sprintf("- **Load average** (1 min) at start %.2f, at end %.2f: figures taken while other work ran on the machine are noisy.", loadStart, loadEnd),
+		fmt.Sprintf("- **Load average** (1 min) at start %.2f, at end %.2f%s.", loadStart, loadEnd, loadNote(loadStart, loadEnd, runtime.NumCPU())),
 		"- **Reproduce everything:** `" + b.commandLine() + "` (from the repository root; needs Postgres on 127.0.0.1:5432 and psql).",
-		"- Wall time is the whole child process's, from start to exit; peak RSS is its `ru_maxrss`. Each figure is the median of the repeats shown as n (with the range).",
+		"- Wall time is the whole child process's, from start to exit; peak RSS is GNU time's `%M` for the child (the rusage Go's os/exec returns would report the harness's own size, see `bench/measure.go`). Each figure is the median of n repeats, with their range.",
 	}
 	if len(failed) > 0 {
 		return rep, fmt.Errorf("cases failed: %s", strings.Join(failed, ", "))
 	}
 	return rep, nil
+}
+
+// loadNote says how far the load average lets the figures be trusted.
+func loadNote(start, end float64, cores int) string {
+	if start < 0 || end < 0 {
+		return ""
+	}
+	if max(start, end) < 0.5*float64(cores) {
+		return ": the machine was otherwise quiet"
+	}
+	return ": other work ran on the machine, so the figures are noisy"
 }
 
 // commandLine is the bench command that reproduces this report.
