@@ -239,6 +239,21 @@ func diff(ctx context.Context, model recordIter, members iter.Seq2[state.Member,
 	due := func(r *state.Reject, op state.Op) bool {
 		return r == nil || r.Op != op || !r.NextAttemptAt.After(p.now)
 	}
+	// send hands rec, the key's op, to the sink and counts it into *n,
+	// unless the key's reject for op is not due for a retry yet: then the
+	// key is deferred.
+	send := func(key string, r *state.Reject, op state.Op, rec *record, n *int64) error {
+		if !due(r, op) {
+			st.Deferred++
+			sink.deferred(key, op)
+			return nil
+		}
+		if err := sink.emit(rec); err != nil {
+			return err
+		}
+		*n++
+		return nil
+	}
 	var n int64
 	for haveModel || mem.ok || rej.ok {
 		n++
@@ -274,60 +289,33 @@ func diff(ctx context.Context, model recordIter, members iter.Seq2[state.Member,
 		switch {
 		case inModel && !inLedger:
 			handled = true
-			if !due(r, state.OpAdd) {
-				st.Deferred++
-				sink.deferred(key, state.OpAdd)
-				break
-			}
-			cur.kind = kindAdd
-			cur.leadID = 0
-			if err := sink.emit(&cur); err != nil {
+			cur.kind, cur.leadID = kindAdd, 0
+			if err := send(key, r, state.OpAdd, &cur, &st.Adds); err != nil {
 				return st, err
 			}
-			st.Adds++
 		case inModel && inLedger && m.Pending():
 			// An add or removal whose answer was lost: the lead may or may
 			// not be on the list, so it is added again.
 			handled = true
-			if !due(r, state.OpAdd) {
-				st.Deferred++
-				sink.deferred(key, state.OpAdd)
-				break
-			}
-			cur.kind = kindAdd
-			cur.leadID = m.LeadID
-			if err := sink.emit(&cur); err != nil {
+			cur.kind, cur.leadID = kindAdd, m.LeadID
+			if err := send(key, r, state.OpAdd, &cur, &st.Adds); err != nil {
 				return st, err
 			}
-			st.Adds++
 		case inModel && inLedger:
 			if !p.hasFields || bytes.Equal(m.FieldsHash, cur.hash[:]) {
 				break
 			}
 			handled = true
-			if !due(r, state.OpAdd) {
-				st.Deferred++
-				sink.deferred(key, state.OpAdd)
-				break
-			}
-			cur.kind = kindUpdate
-			cur.leadID = m.LeadID
-			if err := sink.emit(&cur); err != nil {
+			cur.kind, cur.leadID = kindUpdate, m.LeadID
+			if err := send(key, r, state.OpAdd, &cur, &st.Updates); err != nil {
 				return st, err
 			}
-			st.Updates++
 		case !inModel && inLedger && p.mirror:
 			handled = true
-			if !due(r, state.OpRemove) {
-				st.Deferred++
-				sink.deferred(key, state.OpRemove)
-				break
-			}
 			rm := record{kind: kindRemove, key: key, leadID: m.LeadID}
-			if err := sink.emit(&rm); err != nil {
+			if err := send(key, r, state.OpRemove, &rm, &st.Removes); err != nil {
 				return st, err
 			}
-			st.Removes++
 		}
 		if r != nil && !handled {
 			// The model no longer asks for what was rejected.
