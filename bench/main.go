@@ -60,6 +60,9 @@ type Options struct {
 	Args     []string // the command line, for the report
 }
 
+// defaultOut is the report file of a full run, in the repository root.
+const defaultOut = "BENCHMARKS.md"
+
 // allCases are the case names, in the order they run.
 var allCases = []string{"diff", "api", "e2e", "scale", "gobench"}
 
@@ -153,7 +156,8 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	o.E2EReps = int(pick(int64(e2eReps), 3, 1))
 	o.Out = out
 	if o.Out == "" && !o.Quick {
-		o.Out = "BENCHMARKS.md"
+		// Resolved against the repository root once it is found.
+		o.Out = defaultOut
 	}
 	if o.Ops < 1000 || o.E2EN < 1000 {
 		return nil, fmt.Errorf("--ops and --e2e-n must be at least 1000")
@@ -194,12 +198,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rep, err := b.Run(ctx)
 	if rep != nil {
 		md := rep.Markdown()
-		if opt.Out != "" {
-			if werr := UpdateFile(opt.Out, md); werr != nil {
+		if out := opt.Out; out != "" {
+			if out == defaultOut && b.repo != "" {
+				out = filepath.Join(b.repo, defaultOut)
+			}
+			if werr := UpdateFile(out, md); werr != nil {
 				fmt.Fprintln(stderr, "bench:", werr)
 				return 1
 			}
-			fmt.Fprintf(stderr, "bench: wrote %s\n", opt.Out)
+			fmt.Fprintf(stderr, "bench: wrote %s\n", out)
 		} else {
 			fmt.Fprint(stdout, md)
 		}
