@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -448,6 +449,7 @@ func (a *adder) importChunk(ctx context.Context, ch importChunk) (map[int]Outcom
 	}
 	for try := 0; ; try++ {
 		st, err := a.c.submitImport(ctx, a.p.ListID, a.lookup, body, contentType)
+		submitted := a.c.now()
 		if err != nil {
 			var ae *APIError
 			if errors.As(err, &ae) && ae.Class() == ClassPermanent && strings.HasPrefix(ae.Code, "10") && !isNotFound(err) {
@@ -458,7 +460,7 @@ func (a *adder) importChunk(ctx context.Context, ch importChunk) (map[int]Outcom
 			return nil, listErr(a.p.ListID, err)
 		}
 		if st.Status != "Failed" {
-			st, err = a.c.pollImport(ctx, int64(st.BatchID))
+			st, err = a.c.pollImport(ctx, int64(st.BatchID), len(ch.rows), importSeen{at: submitted, status: st.Status})
 			if err != nil {
 				return nil, err
 			}
@@ -566,21 +568,38 @@ func (c *Client) submitImport(ctx context.Context, listID int64, lookup string, 
 	return res[0], nil
 }
 
-// pollImport reads an import's status, with a growing interval, until it is
-// Complete or Failed.
-func (c *Client) pollImport(ctx context.Context, batchID int64) (importStatus, error) {
+// importSeen is one reading of an import's progress: when it was taken,
+// the status, and how many rows Marketo had worked through.
+type importSeen struct {
+	at     time.Time
+	status string
+	done   int64
+}
+
+// pollImport reads an import of rows rows, submitted as first says, until it
+// is Complete or Failed.
+//
+// Each read is timed from what the one before said. While the import is
+// Importing with rows worked through since the reading before (submission
+// counts, with none done, when it answered Importing), the next read is
+// set for the projected end, remaining rows over the rate seen, plus a
+// tenth. Without such progress (Queued, no counts, a clock that did not
+// move) it falls back to an interval growing by half each time. Either way
+// the wait stays within ImportPollInitial–ImportPollMax.
+func (c *Client) pollImport(ctx context.Context, batchID int64, rows int, first importSeen) (importStatus, error) {
 	r := &request{
 		method:   http.MethodGet,
 		path:     "/bulk/v1/leads/batch/" + strconv.FormatInt(batchID, 10) + ".json",
 		label:    "GET /bulk/v1/leads/batch/{id}.json",
 		retry613: true,
 	}
-	wait := c.cfg.ImportPollInitial
+	prev := first
+	backoff := c.cfg.ImportPollInitial
+	wait := backoff
 	for {
 		if err := sleepCtx(ctx, wait); err != nil {
 			return importStatus{}, err
 		}
-		wait = min(wait*3/2, c.cfg.ImportPollMax)
 		env, err := c.call(ctx, r)
 		if err != nil {
 			return importStatus{}, fmt.Errorf("reading bulk import %d status: %w", batchID, err)
@@ -592,14 +611,44 @@ func (c *Client) pollImport(ctx context.Context, batchID int64) (importStatus, e
 		if len(res) == 0 {
 			return importStatus{}, fmt.Errorf("reading bulk import %d status: empty result", batchID)
 		}
-		switch res[0].Status {
+		st := res[0]
+		switch st.Status {
 		case "Complete", "Failed":
-			if res[0].BatchID == 0 {
-				res[0].BatchID = flexInt(batchID)
+			if st.BatchID == 0 {
+				st.BatchID = flexInt(batchID)
 			}
-			return res[0], nil
+			return st, nil
 		}
+		backoff = min(backoff*3/2, c.cfg.ImportPollMax)
+		// A row that failed is worked through as well; a row with a
+		// warning was imported and is among the leads processed.
+		seen := importSeen{at: c.now(), status: st.Status, done: min(int64(st.NumOfLeadsProcessed)+int64(st.NumOfRowsFailed), int64(rows))}
+		wait = backoff
+		if eta, ok := projectImportEnd(prev, seen, int64(rows)); ok {
+			wait = min(max(eta+eta/10, c.cfg.ImportPollInitial), c.cfg.ImportPollMax)
+		}
+		prev = seen
 	}
+}
+
+// projectImportEnd returns how long an import of rows rows should still take
+// at the rate seen between two readings, and false when they show no
+// progress to measure a rate by.
+func projectImportEnd(prev, cur importSeen, rows int64) (time.Duration, bool) {
+	if prev.status != "Importing" || cur.status != "Importing" {
+		return 0, false
+	}
+	dt := cur.at.Sub(prev.at)
+	delta := cur.done - prev.done
+	if dt <= 0 || delta <= 0 {
+		return 0, false
+	}
+	remaining := rows - cur.done
+	if remaining <= 0 {
+		return 0, true
+	}
+	const far = 24 * time.Hour // beyond any poll interval; keeps the product in range
+	return time.Duration(min(float64(dt)*float64(remaining)/float64(delta), float64(far))), true
 }
 
 // importReasons reads failures.json or warnings.json of an import.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -259,4 +260,61 @@ func TestAddCommitErrorStops(t *testing.T) {
 	require.Same(t, boom, err)
 	require.Equal(t, 1, calls)
 	require.Len(t, memberEmails(b.em, list), 300)
+}
+
+// TestAddImportPollsByProgress: a slow import (about half a second of real
+// time on the tests' clock) is read when its progress says it should be
+// done, not on the growing schedule, which would read it about ten times;
+// its outcomes are the same: every good row confirmed and a member, the bad
+// one rejected with Marketo's reason.
+func TestAddImportPollsByProgress(t *testing.T) {
+	t.Parallel()
+	const (
+		good        = 400
+		rowsPerSec  = 8 // emulated: 401 rows take 50 s, 0.5 s of real time
+		pollInitial = 5 * time.Millisecond
+		pollMax     = 300 * time.Millisecond
+	)
+	b := setup(t, options{
+		em: emulator.Config{ImportRowsPerSec: rowsPerSec},
+		client: func(c *marketo.Config) {
+			c.BulkAddMinRows = 2
+			c.ImportPollInitial = pollInitial
+			c.ImportPollMax = pollMax
+		},
+	})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	leads := append(leadsFor(emails("p", good)), marketo.Lead{Key: "not-an-email", Fields: map[string]string{"firstName": "X"}})
+	var col collector
+	err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leads}, col.commit)
+	require.NoError(t, err)
+
+	require.Len(t, col.outs, good+1)
+	for _, o := range col.outs {
+		if o.Key == "not-an-email" {
+			require.Equal(t, marketo.Rejected, o.Status)
+			require.Equal(t, "Invalid email format", o.Reason)
+			continue
+		}
+		require.Equal(t, marketo.Confirmed, o.Status, o.Key)
+	}
+	require.Len(t, b.em.ListMemberIDs(list), good)
+	imports := b.em.Imports()
+	require.Len(t, imports, 1)
+	require.Equal(t, "Complete", imports[0].Status)
+
+	// The growing schedule reads at 5, 12.5, 23.75, … ms until a read
+	// falls at or after the import's end.
+	took := time.Duration(float64(len(leads)) / rowsPerSec * float64(time.Second) / speed)
+	oldReads := 0
+	for at, wait := time.Duration(0), pollInitial; at < took; wait = min(wait*3/2, pollMax) {
+		at += wait
+		oldReads++
+	}
+	reads := b.em.Stats().Endpoints["GET /bulk/v1/leads/batch/{id}.json"]
+	t.Logf("status reads: %d (growing schedule: %d)", reads, oldReads)
+	require.Equal(t, 10, oldReads)
+	require.GreaterOrEqual(t, reads, int64(1))
+	require.LessOrEqual(t, reads, int64(5), "reads timed by progress")
+	require.Less(t, reads, int64(oldReads))
 }
