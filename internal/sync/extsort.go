@@ -2,11 +2,13 @@ package sync
 
 import (
 	"bufio"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,10 @@ type record struct {
 	key    string
 	leadID int64
 	kind   byte
+	// seq is the record's index in the sorter's buffer, the tie-break that
+	// keeps equal keys in input order (it fits the padding after kind, so
+	// a record stays 72 bytes). It is not written to run files.
+	seq    uint32
 	hash   fieldsHash
 	values []string
 }
@@ -182,17 +188,26 @@ func newSorter(dir string, limit int) *sorter {
 }
 
 func (s *sorter) add(r record) error {
+	r.seq = uint32(len(s.buf))
 	s.buf = append(s.buf, r)
 	s.added++
 	s.size += r.size()
-	if s.size >= s.limit {
+	if s.size >= s.limit || int64(len(s.buf)) >= math.MaxUint32 { // seq must not wrap
 		return s.spill()
 	}
 	return nil
 }
 
+// sortBuf sorts the buffer by key, equal keys in input order. pdqsort with
+// the buffer index as tie-break gives the stable sort's order with far
+// fewer moves of the 72-byte records than a stable merge sort.
 func (s *sorter) sortBuf() {
-	slices.SortStableFunc(s.buf, func(a, b record) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(s.buf, func(a, b record) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
 }
 
 func (s *sorter) spill() error {
