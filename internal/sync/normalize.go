@@ -87,30 +87,67 @@ func checkEmail(s string) string {
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
 		return "not an email address (misplaced dot before the @)"
 	}
-	for _, r := range local {
-		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`@()<>[]\,;:"`, r) {
+	// Bytes below utf8.RuneSelf are checked without decoding a rune (the
+	// common case); any other byte starts a rune decoded as range would.
+	for i := 0; i < len(local); {
+		if c := local[i]; c < utf8.RuneSelf {
+			if badLocalASCII(c) {
+				return fmt.Sprintf("not an email address (%q before the @)", rune(c))
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(local[i:])
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			return fmt.Sprintf("not an email address (%q before the @)", r)
 		}
+		i += size
 	}
-	labels := strings.Split(domain, ".")
-	if len(labels) < 2 {
+	if strings.IndexByte(domain, '.') < 0 {
 		return "not an email address (domain without a dot)"
 	}
-	for _, l := range labels {
-		if l == "" {
-			return "not an email address (empty label in the domain)"
+	for rest, more := domain, true; more; {
+		var l string
+		l, rest, more = strings.Cut(rest, ".")
+		if why := checkDomainLabel(l); why != "" {
+			return why
 		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "not an email address (domain label starts or ends with -)"
-		}
-		for _, r := range l {
-			if r < utf8.RuneSelf && !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return fmt.Sprintf("not an email address (%q in the domain)", r)
+	}
+	return ""
+}
+
+// badLocalASCII reports the ASCII bytes an email's local part may not hold:
+// space and the C0 controls, DEL, and the specials @()<>[]\,;:".
+func badLocalASCII(c byte) bool {
+	switch c {
+	case 0x7f, '@', '(', ')', '<', '>', '[', ']', '\\', ',', ';', ':', '"':
+		return true
+	}
+	return c <= ' '
+}
+
+// checkDomainLabel returns why l is not a label of an email's domain, or ""
+// when it is one.
+func checkDomainLabel(l string) string {
+	if l == "" {
+		return "not an email address (empty label in the domain)"
+	}
+	if l[0] == '-' || l[len(l)-1] == '-' {
+		return "not an email address (domain label starts or ends with -)"
+	}
+	for i := 0; i < len(l); {
+		if c := l[i]; c < utf8.RuneSelf {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Sprintf("not an email address (%q in the domain)", rune(c))
 			}
-			if r >= utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Mn, r) {
-				return fmt.Sprintf("not an email address (%q in the domain)", r)
-			}
+			i++
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(l[i:])
+		if !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Mn, r) {
+			return fmt.Sprintf("not an email address (%q in the domain)", r)
+		}
+		i += size
 	}
 	return ""
 }
@@ -211,19 +248,19 @@ func badControl(r rune) bool {
 // names are part of the hash, so that mapping another field re-sends every
 // lead's fields.
 func hashFields(names, values []string) fieldsHash {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	write := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
+	// The length-prefixed names and values are hashed in one call over a
+	// buffer on the stack (on the heap only for long values), which gives
+	// the same digest as writing them one by one.
+	var stack [512]byte
+	b := stack[:0]
 	for i, name := range names {
-		write(name)
-		write(values[i])
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+		b = binary.AppendUvarint(b, uint64(len(values[i])))
+		b = append(b, values[i]...)
 	}
-	var out fieldsHash
-	copy(out[:], h.Sum(nil))
-	return out
+	sum := sha256.Sum256(b)
+	return fieldsHash(sum[:hashSize])
 }
 
 // columnPlan says which model columns hold the key and the mapped fields.
