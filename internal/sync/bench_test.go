@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -21,6 +22,10 @@ import (
 	whpg "github.com/listsync/listsync/internal/warehouse/postgres"
 )
 
+// planN replaces BenchmarkPlanDiff's sizes by one, in both stores:
+// go test -run '^$' -bench PlanDiff -benchtime 1x ./internal/sync/ -plan-n 10000000
+var planN = flag.Int("plan-n", 0, "BenchmarkPlanDiff: measure this model size only (both state stores)")
+
 // BenchmarkPlanDiff measures the diff at scale: a model of n rows with 1%
 // churn (0.5% of the ledger gone, 0.5% new rows) and 0.1% changed fields,
 // against a ledger of n members, in both state stores. It reports the peak
@@ -38,6 +43,8 @@ import (
 //	1,000,000 sqlite    4.4–6.5 s     75 MB             39 MB
 //	3,000,000 sqlite    12.6 s        71 MB             37 MB
 //	1,000,000 postgres  3.6–6.4 s     77 MB             44 MB
+//	10,000,000 sqlite   18.1 s        73 MB             37 MB (-plan-n, after the
+//	                                                       sort and normalisation changes)
 //
 //	staging + anti-join, 1,000,000 rows, postgres: 6.9–11 s (COPY into a
 //	temp table, unique index, three anti-joins that only count, without
@@ -47,10 +54,15 @@ import (
 // heap in use is about twice that under the default GOGC. See diff.go for
 // the decision.
 func BenchmarkPlanDiff(b *testing.B) {
-	for _, tc := range []struct {
+	type planCase struct {
 		n     int
 		store string
-	}{{100_000, "sqlite"}, {1_000_000, "sqlite"}, {3_000_000, "sqlite"}, {1_000_000, "postgres"}} {
+	}
+	cases := []planCase{{100_000, "sqlite"}, {1_000_000, "sqlite"}, {3_000_000, "sqlite"}, {1_000_000, "postgres"}}
+	if *planN > 0 {
+		cases = []planCase{{*planN, "sqlite"}, {*planN, "postgres"}}
+	}
+	for _, tc := range cases {
 		b.Run(fmt.Sprintf("n=%d/%s", tc.n, tc.store), func(b *testing.B) {
 			benchPlan(b, tc.n, tc.store)
 		})
