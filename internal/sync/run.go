@@ -105,6 +105,8 @@ type runner struct {
 	log  *zap.Logger
 	dir  string
 	list marketo.List
+	// diffed is set once the diff's planned counts are known.
+	diffed bool
 	// mu guards run's counters, which commits update, and the progress
 	// fields below.
 	mu stdsync.Mutex
@@ -138,12 +140,7 @@ func (r *runner) do(ctx context.Context) error {
 	r.mu.Unlock()
 
 	if err := r.bindList(ctx, st.rule); err != nil {
-		if errors.Is(err, marketo.ErrDailyQuota) {
-			// Nothing was pushed: the whole diff waits for the next run.
-			return fmt.Errorf("%w; left for the next run: the whole change, since the quota ran out "+
-				"while resolving or resyncing the list, before anything was sent", err)
-		}
-		return err
+		return r.explain(err)
 	}
 
 	out := &diffOutput{}
@@ -162,6 +159,7 @@ func (r *runner) do(ctx context.Context) error {
 	r.mu.Lock()
 	r.run.Duplicates = ds.Duplicates
 	r.run.AddsPlanned, r.run.UpdatesPlanned, r.run.RemovesPlanned, r.run.Deferred = ds.Adds, ds.Updates, ds.Removes, ds.Deferred
+	r.diffed = true
 	r.mu.Unlock()
 	paths, err := out.finish()
 	if err != nil {
@@ -192,13 +190,19 @@ func (r *runner) do(ctx context.Context) error {
 	return nil
 }
 
-// explain adds what is left to a push error that ends the run early.
+// explain adds what is left to a daily-quota error that ends the run early,
+// before the push (the whole change) or during it (what was not confirmed).
 func (r *runner) explain(err error) error {
 	if !errors.Is(err, marketo.ErrDailyQuota) {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.diffed {
+		// Nothing was pushed: the whole change waits for the next run.
+		return fmt.Errorf("%w; left for the next run: the whole change, since the quota ran out "+
+			"while resolving or resyncing the list, before anything was sent", err)
+	}
 	left := func(planned, confirmed int64) int64 { return max(planned-confirmed, 0) }
 	return fmt.Errorf("%w; left for the next run: %d adds, %d field updates and %d removes (not counting %d rejected rows)",
 		err, left(r.run.AddsPlanned, r.run.AddsConfirmed), left(r.run.UpdatesPlanned, r.run.UpdatesConfirmed),
