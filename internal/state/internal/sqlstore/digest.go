@@ -1,0 +1,413 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/listsync/listsync/internal/state"
+)
+
+// The compacted digest of a sync's ledger is a sequence of chunks, each a
+// blob of entries sorted by fingerprint, the chunks in sequence-number order
+// continuing that order. A chunk is:
+//
+//	format byte (chunkFormat) | entry count (uint32, little endian) | entries
+//
+// and an entry is:
+//
+//	FP (16 bytes)
+//	uvarint (length of the fields hash + 1), then the hash: 0 is a nil
+//	  (unknown) hash, 1 an empty one
+//	varint lead ID (0: unknown)
+//	uvarint length of the key (never 0), then the key
+//
+// The hash length is offset by one so that the digest keeps a nil hash apart
+// from an empty one, as the members table does.
+const (
+	chunkFormat = 1
+	chunkHeader = 5
+)
+
+// ChunkEntriesMax and ChunkBytesMax bound a chunk: a [ChunkWriter] starts a
+// new chunk before either is exceeded (a single entry larger than
+// ChunkBytesMax still gets a chunk of its own).
+const (
+	ChunkEntriesMax = 16384
+	ChunkBytesMax   = 1 << 20
+)
+
+// DeltaPageSize is the number of delta entries a [DigestSource] reads at a
+// time.
+const DeltaPageSize = 8192
+
+// ErrCorruptDigest is wrapped by the errors of a digest whose stored bytes or
+// order are not what the stores write.
+var ErrCorruptDigest = errors.New("corrupt ledger digest")
+
+// AppendEntry appends the encoding of e to dst.
+func AppendEntry(dst []byte, e *state.DigestEntry) []byte {
+	dst = append(dst, e.FP[:]...)
+	if e.FieldsHash == nil {
+		dst = append(dst, 0)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(len(e.FieldsHash))+1)
+		dst = append(dst, e.FieldsHash...)
+	}
+	dst = binary.AppendVarint(dst, e.LeadID)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Key)))
+	return append(dst, e.Key...)
+}
+
+// ChunkReader decodes the entries of one chunk without allocating: the
+// entry it fills aliases the chunk's bytes.
+type ChunkReader struct {
+	data  []byte
+	off   int
+	left  uint32
+	entry state.DigestEntry
+}
+
+// Reset starts reading the chunk data, checking its header.
+func (r *ChunkReader) Reset(data []byte) error {
+	*r = ChunkReader{}
+	if len(data) < chunkHeader {
+		return fmt.Errorf("%w: chunk of %d bytes has no header", ErrCorruptDigest, len(data))
+	}
+	if data[0] != chunkFormat {
+		return fmt.Errorf("%w: unknown chunk format %d", ErrCorruptDigest, data[0])
+	}
+	r.data, r.off, r.left = data, chunkHeader, binary.LittleEndian.Uint32(data[1:chunkHeader])
+	return nil
+}
+
+// Next decodes the next entry, returning it, or nil at the end of the chunk.
+// The entry and its slices are valid until the next call of Next or Reset,
+// and as long as the chunk's bytes are not changed.
+func (r *ChunkReader) Next() (*state.DigestEntry, error) {
+	if r.left == 0 {
+		if r.off != len(r.data) {
+			return nil, fmt.Errorf("%w: %d bytes after the last entry of a chunk", ErrCorruptDigest, len(r.data)-r.off)
+		}
+		return nil, nil
+	}
+	d, off := r.data, r.off
+	e := &r.entry
+	if len(d)-off < state.FingerprintSize {
+		return nil, r.truncated()
+	}
+	e.FP = [state.FingerprintSize]byte(d[off : off+state.FingerprintSize])
+	off += state.FingerprintSize
+	n, k := binary.Uvarint(d[off:])
+	if k <= 0 {
+		return nil, r.truncated()
+	}
+	off += k
+	if n == 0 {
+		e.FieldsHash = nil
+	} else {
+		n--
+		if n > uint64(len(d)-off) {
+			return nil, r.truncated()
+		}
+		end := off + int(n)
+		e.FieldsHash = d[off:end:end]
+		off = end
+	}
+	e.LeadID, k = binary.Varint(d[off:])
+	if k <= 0 {
+		return nil, r.truncated()
+	}
+	off += k
+	n, k = binary.Uvarint(d[off:])
+	if k <= 0 || n > uint64(len(d)-off-k) {
+		return nil, r.truncated()
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: entry with an empty key", ErrCorruptDigest)
+	}
+	off += k
+	end := off + int(n)
+	e.Key = d[off:end:end]
+	r.off = end
+	r.left--
+	return e, nil
+}
+
+func (r *ChunkReader) truncated() error {
+	return fmt.Errorf("%w: truncated entry at byte %d of a chunk (%d entries left)", ErrCorruptDigest, r.off, r.left)
+}
+
+// ChunkWriter encodes entries into chunks of at most [ChunkEntriesMax]
+// entries and about [ChunkBytesMax] bytes.
+type ChunkWriter struct {
+	// FlushFunc receives each full chunk, and the last one on Flush. data
+	// is reused once it returns: it must not keep it.
+	FlushFunc func(data []byte) error
+
+	buf []byte
+	n   uint32
+}
+
+// Add appends e to the current chunk, flushing the chunk first when e would
+// not fit.
+func (w *ChunkWriter) Add(e *state.DigestEntry) error {
+	if w.n > 0 && (w.n >= ChunkEntriesMax || len(w.buf)+entrySizeMax(e) > ChunkBytesMax) {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if w.n == 0 {
+		w.buf = append(w.buf[:0], chunkFormat, 0, 0, 0, 0)
+	}
+	w.buf = AppendEntry(w.buf, e)
+	w.n++
+	return nil
+}
+
+// Flush passes the current chunk, if it has any entry, to FlushFunc.
+func (w *ChunkWriter) Flush() error {
+	if w.n == 0 {
+		return nil
+	}
+	binary.LittleEndian.PutUint32(w.buf[1:chunkHeader], w.n)
+	w.n = 0
+	return w.FlushFunc(w.buf)
+}
+
+// entrySizeMax bounds the encoded size of e.
+func entrySizeMax(e *state.DigestEntry) int {
+	return state.FingerprintSize + 3*binary.MaxVarintLen64 + len(e.FieldsHash) + len(e.Key)
+}
+
+// DeltaEntry is a key of the digest's delta (a key whose member was
+// inserted, changed or deleted since the last compaction) with its member's
+// state read in the same snapshot.
+type DeltaEntry struct {
+	// FP is the fingerprint the delta row is stored under.
+	FP [state.FingerprintSize]byte
+	// Key is the delta row's key.
+	Key []byte
+	// Version is the delta row's version (stores that serialise every
+	// writer may leave it 0).
+	Version int64
+	// Member reports that the key has a member row; when false the key is
+	// gone from the ledger (a tombstone) and LeadID and FieldsHash are
+	// unused.
+	Member bool
+	// LeadID and FieldsHash are the member's, as ScanMembers gives them.
+	LeadID     int64
+	FieldsHash []byte
+}
+
+// DigestSource reads one consistent snapshot of a sync's digest: its
+// compacted chunks and its delta.
+type DigestSource struct {
+	// ChunkFunc returns the data of the chunk with the lowest sequence
+	// number above after (appended to buf[:0]), with that number, or ok
+	// false when there is none.
+	ChunkFunc func(ctx context.Context, after int64, buf []byte) (seq int64, data []byte, ok bool, err error)
+	// DeltaFunc appends to page[:0] the delta entries whose fingerprint is
+	// bytewise above after (empty for the first page), in fingerprint
+	// order, at most DeltaPageSize of them.
+	DeltaFunc func(ctx context.Context, after []byte, page []DeltaEntry) ([]DeltaEntry, error)
+	// FoldedFunc, when set, receives each page of delta entries once all
+	// of them have been merged, before the next page is read.
+	FoldedFunc func(ctx context.Context, page []DeltaEntry) error
+}
+
+// errStopped stands for an error of ScanDigest's fn inside MergeDigest.
+var errStopped = errors.New("stopped by fn")
+
+// ScanDigest implements [state.Store.ScanDigest] on src: it merges src's
+// chunks and delta, calling fn with each member in fingerprint order. An
+// error from fn is returned as is; the others are wrapped.
+func ScanDigest(ctx context.Context, syncName string, src DigestSource, fn func(*state.DigestEntry) error) error {
+	var fnErr error
+	err := MergeDigest(ctx, src, func(e *state.DigestEntry) error {
+		if err := fn(e); err != nil {
+			fnErr = err
+			return errStopped
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("scanning digest of sync %q: %w", syncName, err)
+	}
+	return nil
+}
+
+// CompactDigest merges src's chunks and delta into new chunks, which it
+// passes to write in order. The caller replaces src's chunks with them and
+// deletes the delta rows it folded, in the transaction that src reads.
+func CompactDigest(ctx context.Context, src DigestSource, write func(data []byte) error) error {
+	w := ChunkWriter{FlushFunc: write}
+	if err := MergeDigest(ctx, src, w.Add); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// MergeDigest calls emit with each member of src's snapshot in fingerprint
+// order: the chunks' entries, where a delta entry replaces the chunk entry
+// of the same fingerprint, a delta entry without member drops it, and a
+// delta entry with a member and no chunk entry is added. It reads one chunk
+// and one delta page at a time. It checks that the chunks and the delta are
+// each in strictly increasing fingerprint order, and that each delta
+// entry's fingerprint is its key's, failing with [ErrCorruptDigest]
+// otherwise. An error from emit is returned as is.
+func MergeDigest(ctx context.Context, src DigestSource, emit func(*state.DigestEntry) error) error {
+	base := baseIter{src: src, seq: -1}
+	delta := deltaIter{src: src}
+	if err := base.next(ctx); err != nil {
+		return err
+	}
+	if err := delta.fill(ctx); err != nil {
+		return err
+	}
+	var out state.DigestEntry
+	for {
+		b, d := base.cur, delta.cur()
+		if b == nil && d == nil {
+			return nil
+		}
+		c := -1 // b comes first
+		switch {
+		case b == nil:
+			c = 1
+		case d != nil:
+			c = bytes.Compare(b.FP[:], d.FP[:])
+		}
+		if c < 0 {
+			if err := emit(b); err != nil {
+				return err
+			}
+			if err := base.next(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if c == 0 && !bytes.Equal(b.Key, d.Key) {
+			return fmt.Errorf("%w: keys %q and %q share the fingerprint %x", ErrCorruptDigest, b.Key, d.Key, d.FP)
+		}
+		if d.Member {
+			out = state.DigestEntry{FP: d.FP, Key: d.Key, LeadID: d.LeadID, FieldsHash: d.FieldsHash}
+			if err := emit(&out); err != nil {
+				return err
+			}
+		}
+		if err := delta.advance(ctx); err != nil {
+			return err
+		}
+		if c == 0 {
+			if err := base.next(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// baseIter walks the entries of a snapshot's chunks.
+type baseIter struct {
+	src     DigestSource
+	seq     int64
+	buf     []byte
+	r       ChunkReader
+	cur     *state.DigestEntry // nil at the end
+	prev    [state.FingerprintSize]byte
+	started bool
+}
+
+func (it *baseIter) next(ctx context.Context) error {
+	for {
+		e, err := it.r.Next()
+		if err != nil {
+			return fmt.Errorf("reading digest chunk %d: %w", it.seq, err)
+		}
+		if e != nil {
+			if it.started && bytes.Compare(it.prev[:], e.FP[:]) >= 0 {
+				return fmt.Errorf("%w: chunk %d holds fingerprint %x after %x", ErrCorruptDigest, it.seq, e.FP, it.prev)
+			}
+			it.prev, it.started, it.cur = e.FP, true, e
+			return nil
+		}
+		seq, data, ok, err := it.src.ChunkFunc(ctx, it.seq, it.buf)
+		if err != nil {
+			return fmt.Errorf("reading digest chunk after %d: %w", it.seq, err)
+		}
+		if !ok {
+			it.cur = nil
+			return nil
+		}
+		it.seq, it.buf = seq, data
+		if err := it.r.Reset(data); err != nil {
+			return fmt.Errorf("reading digest chunk %d: %w", seq, err)
+		}
+	}
+}
+
+// deltaIter walks a snapshot's delta, page by page.
+type deltaIter struct {
+	src     DigestSource
+	page    []DeltaEntry
+	i       int
+	last    bool // the page is the last one
+	prev    [state.FingerprintSize]byte
+	started bool
+}
+
+func (it *deltaIter) cur() *DeltaEntry {
+	if it.i < len(it.page) {
+		return &it.page[it.i]
+	}
+	return nil
+}
+
+func (it *deltaIter) advance(ctx context.Context) error {
+	it.i++
+	if it.i < len(it.page) {
+		return nil
+	}
+	if it.src.FoldedFunc != nil && len(it.page) > 0 {
+		if err := it.src.FoldedFunc(ctx, it.page); err != nil {
+			return fmt.Errorf("folding digest delta: %w", err)
+		}
+	}
+	if it.last {
+		it.page = it.page[:0]
+		return nil
+	}
+	return it.fill(ctx)
+}
+
+// fill reads the page after the current one.
+func (it *deltaIter) fill(ctx context.Context) error {
+	after := []byte{}
+	if it.started {
+		after = append(after, it.prev[:]...)
+	}
+	page, err := it.src.DeltaFunc(ctx, after, it.page[:0])
+	if err != nil {
+		return fmt.Errorf("reading digest delta: %w", err)
+	}
+	if len(page) > DeltaPageSize {
+		return fmt.Errorf("reading digest delta: a page of %d entries (at most %d)", len(page), DeltaPageSize)
+	}
+	for i := range page {
+		d := &page[i]
+		if it.started && bytes.Compare(it.prev[:], d.FP[:]) >= 0 {
+			return fmt.Errorf("%w: delta holds fingerprint %x after %x", ErrCorruptDigest, d.FP, it.prev)
+		}
+		if len(d.Key) == 0 || state.FingerprintBytes(d.Key) != d.FP {
+			return fmt.Errorf("%w: delta holds key %q under fingerprint %x", ErrCorruptDigest, d.Key, d.FP)
+		}
+		it.prev, it.started = d.FP, true
+	}
+	it.page, it.i, it.last = page, 0, len(page) < DeltaPageSize
+	return nil
+}
