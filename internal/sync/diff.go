@@ -3,34 +3,35 @@ package sync
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
-	"iter"
+	"os"
+	"strconv"
+	stdsync "sync"
 	"time"
 
 	"github.com/listsync/listsync/internal/state"
 	"github.com/listsync/listsync/internal/warehouse"
 )
 
-// Why a streaming merge rather than an anti-join in the state store.
+// How the model meets the ledger.
 //
-// The model's keys must meet the ledger's somewhere. The alternative to
-// merging sorted streams in Go is to COPY the snapshot into a staging table
-// of the state store and let it compute adds, removes and changed hashes
-// with anti-joins. BenchmarkPlanDiff measured both on 1,000,000 model rows
-// with 1% churn against a ledger of 1,000,000 members (figures in
-// bench_test.go): the merge planned in 3.6–6.4 s with a live heap of about
-// 40 MB (the same at 3,000,000 rows), the staging table took 6.9–11 s just
-// to count the diff. The merge was chosen because:
-//   - it is faster, and works identically for both stores: the embedded
-//     SQLite store would otherwise write the whole snapshot into the
-//     single-writer file on every run, stalling every other sync's commits
-//     for as long;
-//   - Plan must not write to the state at all, which a staging table does;
-//   - its memory is bounded by EngineConfig.SortMemory whatever the model's
-//     size, and the ledger is read in one ordered index scan (the primary key
-//     is (sync, key) in bytewise order in both stores);
-//   - it costs one sequential pass over the ledger, where the staging table
-//     costs writing, indexing and vacuuming the snapshot on every run.
+// The model's rows are staged as fixed-size entries (key fingerprint, fields
+// hash, offset of the row in an arena file) and sorted by fingerprint with a
+// bounded memory (EngineConfig.SortMemory), spilling sorted runs when the
+// model is large. The ledger comes from the state store's digest
+// (state.Store.ScanDigest) in the same order, a few large blobs plus the
+// members changed since the last compaction. One merge pass over the two,
+// and the sync's rejects sorted the same way, gives the diff; only the rows
+// the diff sends are read back from the arena.
+//
+// This replaced a merge in key order over an external sort of whole rows and
+// a row-by-row scan of the ledger: at 1,000,000 rows the string sort and the
+// ledger scan (modernc SQLite costs about a microsecond a row) were each
+// slower than reading the model from the warehouse (BENCHMARKS.md). The
+// alternative of an anti-join in the state store was measured too
+// (BenchmarkPlanDiff, staging a snapshot table): slower still, and Plan must
+// not write to the state.
 
 // Kinds of diff rows.
 const (
@@ -49,70 +50,188 @@ type modelStats struct {
 // maxSamples bounds the samples kept of each kind.
 const maxSamples = 10
 
+// stagedRows is a model staged for the diff: its rows in an arena and their
+// entries in a sorter.
+type stagedRows struct {
+	arena  *arena
+	sorter *entrySorter
+}
+
+// newStagedRows creates the arena and sorter of a staging in dir.
+func newStagedRows(dir string, memory int) (*stagedRows, error) {
+	a, err := newArena(dir, "model-*.bin")
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary file: %w", err)
+	}
+	return &stagedRows{arena: a, sorter: newEntrySorter(dir, memory)}, nil
+}
+
+// cleanup removes the staging's files.
+func (s *stagedRows) cleanup() {
+	s.sorter.cleanup()
+	if s.arena != nil {
+		_ = s.arena.f.Close()
+		_ = os.Remove(s.arena.f.Name())
+		s.arena = nil
+	}
+}
+
+// rowBatch is a batch of model rows handed from the reading goroutine to
+// the staging one: the values of n rows of width columns, flattened.
+type rowBatch struct {
+	vals []any
+	n    int
+}
+
+// stageBatchRows is the number of rows per rowBatch.
+const stageBatchRows = 512
+
 // stageModel reads the model's rows, normalises their keys and fields, and
-// feeds the valid ones to s.
-func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *sorter) (modelStats, error) {
+// stages the valid ones into s.
+func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *stagedRows) (modelStats, error) {
 	return stageModelProgress(ctx, rows, p, rule, s, nil)
 }
 
 // stageModelProgress is stageModel that tells onRows, when not nil, the
 // rows read so far every progressRowsEvery rows.
-func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *sorter, onRows func(int64)) (modelStats, error) {
+//
+// Reading the warehouse (decoding its wire format) and staging (normalising,
+// hashing, writing the arena) run on two goroutines, so that a plan uses
+// both cores while the warehouse streams; the rows go between them in
+// batches.
+func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *stagedRows, onRows func(int64)) (modelStats, error) {
+	width := len(rows.Columns())
+	full := make(chan *rowBatch, 4)
+	free := make(chan *rowBatch, 6)
+	for range cap(free) {
+		free <- &rowBatch{vals: make([]any, 0, stageBatchRows*width)}
+	}
+	done := make(chan struct{})
+	var readErr error
+	var wg stdsync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(full)
+		var b *rowBatch
+		for rows.Next() {
+			if b == nil {
+				select {
+				case b = <-free:
+				case <-done:
+					return
+				}
+				b.vals, b.n = b.vals[:0], 0
+			}
+			vals := rows.Values()
+			if len(vals) != width {
+				readErr = fmt.Errorf("row has %d values for %d columns", len(vals), width)
+				return
+			}
+			b.vals = append(b.vals, vals...)
+			b.n++
+			if b.n == stageBatchRows {
+				select {
+				case full <- b:
+				case <-done:
+					return
+				}
+				b = nil
+			}
+		}
+		if b != nil && b.n > 0 {
+			select {
+			case full <- b:
+			case <-done:
+			}
+		}
+	}()
+	stop := func() {
+		close(done)
+		for range full { // let the reader finish its send
+		}
+		wg.Wait()
+	}
+
 	var st modelStats
-	for rows.Next() {
-		st.RowsRead++
-		if st.RowsRead%progressRowsEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
-			if onRows != nil {
-				onRows(st.RowsRead)
-			}
-		}
-		vals := rows.Values()
-		if len(vals) <= p.keyCol {
-			return st, fmt.Errorf("row %d has %d values, fewer than its columns", st.RowsRead, len(vals))
-		}
-		key, why := rule.normalize(vals[p.keyCol])
-		if why != "" {
-			st.Invalid++
-			if len(st.InvalidSamples) < maxSamples {
-				if vals[p.keyCol] == nil || why == "NULL key" {
-					st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s", st.RowsRead, why))
-				} else {
-					st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s: %s",
-						st.RowsRead, sampleText(renderValue(vals[p.keyCol])), why))
+	values := make([]string, len(p.fieldCols))
+	var enc []byte
+	for b := range full {
+		for i := range b.n {
+			vals := b.vals[i*width : (i+1)*width]
+			st.RowsRead++
+			if st.RowsRead%progressRowsEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					stop()
+					return st, err
+				}
+				if onRows != nil {
+					onRows(st.RowsRead)
 				}
 			}
-			continue
-		}
-		r := record{key: key}
-		if len(p.fieldCols) > 0 {
-			r.values = make([]string, len(p.fieldCols))
-			for i, c := range p.fieldCols {
-				r.values[i] = renderField(vals[c])
+			key, why := rule.normalize(vals[p.keyCol])
+			if why != "" {
+				st.Invalid++
+				if len(st.InvalidSamples) < maxSamples {
+					if vals[p.keyCol] == nil || why == "NULL key" {
+						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s", st.RowsRead, why))
+					} else {
+						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s: %s",
+							st.RowsRead, sampleText(renderValue(vals[p.keyCol])), why))
+					}
+				}
+				continue
+			}
+			enc = appendString(enc[:0], key)
+			for j, c := range p.fieldCols {
+				values[j] = renderField(vals[c])
+				enc = appendString(enc, values[j])
+			}
+			e := entry{hash: hashFields(p.fieldNames, values)}
+			e.hi, e.lo = entryFP(state.Fingerprint(key))
+			off, err := s.arena.addRaw(enc)
+			if err != nil {
+				stop()
+				return st, fmt.Errorf("staging rows: %w", err)
+			}
+			e.off = off
+			if err := s.sorter.add(e); err != nil {
+				stop()
+				return st, err
 			}
 		}
-		r.hash = hashFields(p.fieldNames, r.values)
-		if err := s.add(r); err != nil {
-			return st, err
-		}
+		clear(b.vals) // drop the values for the collector
+		free <- b
+	}
+	wg.Wait()
+	if readErr != nil {
+		return st, readErr
 	}
 	if err := rows.Err(); err != nil {
 		return st, err
 	}
+	if err := s.arena.flush(); err != nil {
+		return st, fmt.Errorf("staging rows: %w", err)
+	}
 	return st, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // diffParams configures the merge join.
 type diffParams struct {
 	mirror    bool
 	hasFields bool
+	// fields is the number of mapped fields of a staged row.
+	fields int
 	// now decides which rejected rows are due for a retry.
 	now time.Time
 }
 
-// diffSink receives the diff in key order.
+// diffSink receives the diff, in fingerprint order.
 type diffSink interface {
 	emit(r *record) error // kindAdd, kindUpdate or kindRemove
 	deferred(key string, op state.Op)
@@ -131,213 +250,217 @@ type diffStats struct {
 	Forgotten  int64
 }
 
-// scanSeq turns a store's callback scan into an iterator.
-func scanSeq[T any](scan func(fn func(T) error) error) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		stopped := false
-		err := scan(func(v T) error {
-			if !yield(v, nil) {
-				stopped = true
-				return errStopScan
-			}
-			return nil
-		})
-		if err != nil && !stopped {
-			var zero T
-			yield(zero, err)
-		}
-	}
+// digestScan scans a ledger digest in fingerprint order (a
+// state.Store.ScanDigest bound to a sync).
+type digestScan func(fn func(*state.DigestEntry) error) error
+
+// diffInput is the model side of a diff and the sync's rejects, both staged
+// and sorted.
+type diffInput struct {
+	model     entryIter
+	modelRows *os.File // the model's arena
+	rejects   entryIter
+	// rejectRows is the rejects' arena: key, op, next attempt (Unix
+	// microseconds) per row.
+	rejectRows *os.File
 }
 
-var errStopScan = fmt.Errorf("scan stopped")
-
-// ordered pulls from a sorted stream and checks that it is strictly
-// increasing, as the merge join needs.
-type ordered[T any] struct {
-	next  func() (T, error, bool)
-	stop  func()
-	keyOf func(T) string
-	what  string
-	cur   T
-	ok    bool
-	prev  string
-	begun bool
+// reject is a staged reject read back.
+type reject struct {
+	key  string
+	op   state.Op
+	next time.Time
 }
 
-func newOrdered[T any](seq iter.Seq2[T, error], keyOf func(T) string, what string) *ordered[T] {
-	next, stop := iter.Pull2(seq)
-	return &ordered[T]{next: next, stop: stop, keyOf: keyOf, what: what}
-}
-
-func (o *ordered[T]) advance() error {
-	v, err, ok := o.next()
-	if !ok {
-		o.ok = false
-		var zero T
-		o.cur = zero
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	k := o.keyOf(v)
-	if o.begun && k <= o.prev {
-		return fmt.Errorf("the state store returned %s out of bytewise key order (%q after %q); its key collation must be bytewise",
-			o.what, k, o.prev)
-	}
-	o.prev, o.begun = k, true
-	o.cur, o.ok = v, true
-	return nil
-}
-
-// diff merge-joins the sorted model with the ledger's members and rejects
-// (both in key order) and sends the difference to sink.
-func diff(ctx context.Context, model recordIter, members iter.Seq2[state.Member, error],
-	rejects iter.Seq2[state.Reject, error], p diffParams, sink diffSink) (diffStats, error) {
+// diff merge-joins the staged model with the ledger's digest and the
+// rejects, all in fingerprint order, and sends the difference to sink.
+func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, sink diffSink) (diffStats, error) {
 	var st diffStats
-	mem := newOrdered(members, func(m state.Member) string { return m.Key }, "members")
-	defer mem.stop()
-	rej := newOrdered(rejects, func(r state.Reject) string { return r.Key }, "rejects")
-	defer rej.stop()
+	mrows := &arenaReader{f: in.modelRows}
+	rrows := &arenaReader{f: in.rejectRows}
+	row := make([]string, 1+p.fields)
+	rrow := make([]string, 3)
 
-	var cur record
-	var haveModel bool
-	var lastModel string
-	var begun bool
+	var mcur, rcur entry
+	var mok, rok, mbegun bool
+	var mhi, mlo uint64 // the last model fingerprint
 	advanceModel := func() error {
 		for {
-			r, ok, err := model.next()
+			e, ok, err := in.model.next()
 			if err != nil {
 				return err
 			}
 			if !ok {
-				haveModel = false
+				mok = false
 				return nil
 			}
-			if begun && r.key == lastModel {
-				st.Duplicates++
+			if mbegun && e.hi == mhi && e.lo == mlo {
+				st.Duplicates++ // the same key again: the first row counts
 				continue
 			}
-			if begun && r.key < lastModel {
-				return fmt.Errorf("sorted model out of order (%q after %q)", r.key, lastModel)
-			}
-			lastModel, begun = r.key, true
-			cur, haveModel = r, true
+			mhi, mlo, mbegun = e.hi, e.lo, true
+			mcur, mok = e, true
 			st.ModelKeys++
 			return nil
 		}
 	}
-	if err := advanceModel(); err != nil {
-		return st, err
+	advanceRejects := func() error {
+		e, ok, err := in.rejects.next()
+		if err != nil {
+			return err
+		}
+		rcur, rok = e, ok
+		return nil
 	}
-	if err := mem.advance(); err != nil {
-		return st, err
+	readReject := func() (*reject, error) {
+		if err := rrows.row(rcur.off, rrow); err != nil {
+			return nil, err
+		}
+		micros, err := strconv.ParseInt(rrow[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("reading staged reject: %w", err)
+		}
+		return &reject{key: rrow[0], op: state.Op(rrow[1]), next: time.UnixMicro(micros).UTC()}, nil
 	}
-	if err := rej.advance(); err != nil {
-		return st, err
+	// modelRecord reads the current model row back as a record.
+	modelRecord := func(kind byte, leadID int64) (*record, error) {
+		if err := mrows.row(mcur.off, row); err != nil {
+			return nil, err
+		}
+		r := &record{kind: kind, key: row[0], leadID: leadID, hash: mcur.hash}
+		if p.fields > 0 {
+			r.values = append([]string(nil), row[1:]...)
+		}
+		return r, nil
 	}
-	due := func(r *state.Reject, op state.Op) bool {
-		return r == nil || r.Op != op || !r.NextAttemptAt.After(p.now)
+	due := func(r *reject, op state.Op) bool {
+		return r == nil || r.op != op || !r.next.After(p.now)
 	}
-	// send hands rec, the key's op, to the sink and counts it into *n,
-	// unless the key's reject for op is not due for a retry yet: then the
-	// key is deferred.
-	send := func(key string, r *state.Reject, op state.Op, rec *record, n *int64) error {
+	// send hands the record made by rec, the key's op, to the sink and
+	// counts it into *n, unless the key's reject for op is not due for a
+	// retry yet: then the key is deferred.
+	send := func(r *reject, op state.Op, rec func() (*record, error), n *int64) error {
+		out, err := rec()
+		if err != nil {
+			return err
+		}
 		if !due(r, op) {
 			st.Deferred++
-			sink.deferred(key, op)
+			sink.deferred(out.key, op)
 			return nil
 		}
-		if err := sink.emit(rec); err != nil {
+		if err := sink.emit(out); err != nil {
 			return err
 		}
 		*n++
 		return nil
 	}
-	var n int64
-	for haveModel || mem.ok || rej.ok {
-		n++
-		if n%4096 == 0 {
+
+	var steps int64
+	// group handles the smallest fingerprint among the model's head, the
+	// rejects' head and m (nil when the ledger is exhausted), and reports
+	// whether it consumed m.
+	group := func(m *state.DigestEntry, ghi, glo uint64) (bool, error) {
+		steps++
+		if steps%4096 == 0 {
 			if err := ctx.Err(); err != nil {
-				return st, err
+				return false, err
 			}
 		}
-		// The smallest key among the three heads.
-		var key string
-		set := false
-		for _, c := range []struct {
-			ok bool
-			k  string
-		}{{haveModel, cur.key}, {mem.ok, mem.cur.Key}, {rej.ok, rej.cur.Key}} {
-			if c.ok && (!set || c.k < key) {
-				key, set = c.k, true
+		hi, lo, set := uint64(0), uint64(0), false
+		consider := func(ok bool, h, l uint64) {
+			if ok && (!set || cmpFP(h, l, hi, lo) < 0) {
+				hi, lo, set = h, l, true
 			}
 		}
-		inModel := haveModel && cur.key == key
-		inLedger := mem.ok && mem.cur.Key == key
-		var r *state.Reject
-		if rej.ok && rej.cur.Key == key {
-			rc := rej.cur
-			r = &rc
+		consider(mok, mcur.hi, mcur.lo)
+		consider(rok, rcur.hi, rcur.lo)
+		consider(m != nil, ghi, glo)
+		inModel := mok && mcur.hi == hi && mcur.lo == lo
+		inLedger := m != nil && ghi == hi && glo == lo
+		var r *reject
+		if rok && rcur.hi == hi && rcur.lo == lo {
+			var err error
+			if r, err = readReject(); err != nil {
+				return false, err
+			}
 		}
-		var m state.Member
 		if inLedger {
-			m = mem.cur
 			st.Members++
 		}
 		handled := false // whether the reject still matters
+		var err error
 		switch {
 		case inModel && !inLedger:
 			handled = true
-			cur.kind, cur.leadID = kindAdd, 0
-			if err := send(key, r, state.OpAdd, &cur, &st.Adds); err != nil {
-				return st, err
-			}
+			err = send(r, state.OpAdd, func() (*record, error) { return modelRecord(kindAdd, 0) }, &st.Adds)
 		case inModel && inLedger && m.Pending():
 			// An add or removal whose answer was lost: the lead may or may
 			// not be on the list, so it is added again.
 			handled = true
-			cur.kind, cur.leadID = kindAdd, m.LeadID
-			if err := send(key, r, state.OpAdd, &cur, &st.Adds); err != nil {
-				return st, err
-			}
+			err = send(r, state.OpAdd, func() (*record, error) { return modelRecord(kindAdd, m.LeadID) }, &st.Adds)
 		case inModel && inLedger:
-			if !p.hasFields || bytes.Equal(m.FieldsHash, cur.hash[:]) {
+			if !p.hasFields || bytes.Equal(m.FieldsHash, mcur.hash[:]) {
 				break
 			}
 			handled = true
-			cur.kind, cur.leadID = kindUpdate, m.LeadID
-			if err := send(key, r, state.OpAdd, &cur, &st.Updates); err != nil {
-				return st, err
-			}
+			err = send(r, state.OpAdd, func() (*record, error) { return modelRecord(kindUpdate, m.LeadID) }, &st.Updates)
 		case !inModel && inLedger && p.mirror:
 			handled = true
-			rm := record{kind: kindRemove, key: key, leadID: m.LeadID}
-			if err := send(key, r, state.OpRemove, &rm, &st.Removes); err != nil {
-				return st, err
-			}
+			err = send(r, state.OpRemove, func() (*record, error) {
+				return &record{kind: kindRemove, key: string(m.Key), leadID: m.LeadID}, nil
+			}, &st.Removes)
+		}
+		if err != nil {
+			return false, err
 		}
 		if r != nil && !handled {
 			// The model no longer asks for what was rejected.
-			if err := sink.forget(key); err != nil {
-				return st, err
+			if err := sink.forget(r.key); err != nil {
+				return false, err
 			}
 			st.Forgotten++
 		}
 		if inModel {
 			if err := advanceModel(); err != nil {
-				return st, err
-			}
-		}
-		if inLedger {
-			if err := mem.advance(); err != nil {
-				return st, err
+				return false, err
 			}
 		}
 		if r != nil {
-			if err := rej.advance(); err != nil {
-				return st, err
+			if err := advanceRejects(); err != nil {
+				return false, err
 			}
+		}
+		return inLedger, nil
+	}
+
+	if err := advanceModel(); err != nil {
+		return st, err
+	}
+	if err := advanceRejects(); err != nil {
+		return st, err
+	}
+	var lhi, llo uint64
+	lbegun := false
+	err := ledger(func(m *state.DigestEntry) error {
+		hi, lo := entryFP(m.FP)
+		if lbegun && cmpFP(hi, lo, lhi, llo) <= 0 {
+			return fmt.Errorf("the state store returned the ledger out of fingerprint order (%x after %016x%016x)", m.FP, lhi, llo)
+		}
+		lhi, llo, lbegun = hi, lo, true
+		for {
+			consumed, err := group(m, hi, lo)
+			if err != nil || consumed {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		return st, err
+	}
+	for mok || rok {
+		if _, err := group(nil, 0, 0); err != nil {
+			return st, err
 		}
 	}
 	return st, nil

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/hex"
@@ -122,16 +123,6 @@ func (c *collectSink) deferred(key string, op state.Op) {
 }
 func (c *collectSink) forget(key string) error { c.g.Forget = append(c.g.Forget, key); return nil }
 
-func sliceSeq[T any](s []T) func(func(T, error) bool) {
-	return func(yield func(T, error) bool) {
-		for _, v := range s {
-			if !yield(v, nil) {
-				return
-			}
-		}
-	}
-}
-
 // runDiffCase runs the staging and the diff of one golden case with the
 // given sort memory.
 func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
@@ -169,29 +160,64 @@ func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
 		}
 		ledger = append(ledger, m)
 	}
-	slices.SortFunc(ledger, func(a, b state.Member) int { return strings.Compare(a.Key, b.Key) })
-	var rejects []state.Reject
+	slices.SortFunc(ledger, func(a, b state.Member) int {
+		fa, fb := state.Fingerprint(a.Key), state.Fingerprint(b.Key)
+		return bytes.Compare(fa[:], fb[:])
+	})
+	scan := func(fn func(*state.DigestEntry) error) error {
+		for _, m := range ledger {
+			e := state.DigestEntry{FP: state.Fingerprint(m.Key), Key: []byte(m.Key), LeadID: m.LeadID, FieldsHash: m.FieldsHash}
+			if err := fn(&e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rs := &stagedRows{sorter: newEntrySorter(t.TempDir(), sortMemory)}
+	rs.arena, err = newArena(t.TempDir(), "rejects-*")
+	require.NoError(t, err)
+	defer rs.cleanup()
 	if recs := readCSV(t, filepath.Join(dir, "rejects.csv")); len(recs) > 1 {
 		for _, rec := range recs[1:] {
 			next, err := time.Parse(time.RFC3339, rec[2])
 			require.NoError(t, err)
-			rejects = append(rejects, state.Reject{Key: rec[0], Op: state.Op(rec[1]), NextAttemptAt: next, Attempts: 1})
+			off, err := rs.arena.add(rec[0], rec[1], strconv.FormatInt(next.UnixMicro(), 10))
+			require.NoError(t, err)
+			e := entry{off: off}
+			e.hi, e.lo = entryFP(state.Fingerprint(rec[0]))
+			require.NoError(t, rs.sorter.add(e))
 		}
 	}
-	slices.SortFunc(rejects, func(a, b state.Reject) int { return strings.Compare(a.Key, b.Key) })
+	require.NoError(t, rs.arena.flush())
+	rit, err := rs.sorter.finish()
+	require.NoError(t, err)
+	defer rit.close()
 
-	s := newSorter(t.TempDir(), sortMemory)
+	s, err := newStagedRows(t.TempDir(), sortMemory)
+	require.NoError(t, err)
 	defer s.cleanup()
 	var g diffGolden
 	g.Model, err = stageModel(context.Background(), rows, p, newKeyRule(c.LookupField), s)
 	require.NoError(t, err)
-	it, err := s.finish()
+	it, err := s.sorter.finish()
 	require.NoError(t, err)
 	defer it.close()
 	sink := &collectSink{names: p.fieldNames, g: &g}
-	g.Stats, err = diff(context.Background(), it, sliceSeq(ledger), sliceSeq(rejects),
-		diffParams{mirror: c.Mode != "add_only", hasFields: len(c.Fields) > 0, now: c.Now}, sink)
+	g.Stats, err = diff(context.Background(), diffInput{model: it, modelRows: s.arena.f, rejects: rit, rejectRows: rs.arena.f}, scan,
+		diffParams{mirror: c.Mode != "add_only", hasFields: len(c.Fields) > 0, fields: len(p.fieldNames), now: c.Now}, sink)
 	require.NoError(t, err)
+	// The diff comes in fingerprint order; the golden files list it in key
+	// order.
+	byKey := func(a, b goldenLead) int { return strings.Compare(a.Key, b.Key) }
+	slices.SortFunc(g.Adds, byKey)
+	slices.SortFunc(g.Updates, byKey)
+	slices.SortFunc(g.Removes, byKey)
+	slices.SortFunc(g.Deferred, func(a, b string) int {
+		_, ka, _ := strings.Cut(a, " ")
+		_, kb, _ := strings.Cut(b, " ")
+		return strings.Compare(ka, kb)
+	})
+	slices.Sort(g.Forget)
 	return g
 }
 

@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"slices"
+
 	"github.com/listsync/listsync/internal/state"
 )
 
@@ -11,6 +13,9 @@ type diffOutput struct {
 	// forgets the keys of stale rejects. All nil for a plan.
 	upserts, removes, forgets *recordWriter
 
+	// The samples are the first few keys of each kind in key order (the
+	// diff comes in fingerprint order, so they are kept sorted as they
+	// come).
 	addSamples, updateSamples, removeSamples, deferredSamples []string
 }
 
@@ -44,9 +49,17 @@ func (o *diffOutput) forget(key string) error {
 	return o.forgets.write(&record{key: key})
 }
 
+// appendSample adds v to s, the smallest keys seen so far in order, when it
+// is one of the maxSamples smallest.
 func appendSample(s []string, v string) []string {
-	if len(s) < maxSamples {
-		s = append(s, v)
+	if len(s) == maxSamples && v >= s[len(s)-1] {
+		return s
 	}
+	i, _ := slices.BinarySearch(s, v)
+	if len(s) < maxSamples {
+		s = append(s, "")
+	}
+	copy(s[i+1:], s[i:])
+	s[i] = v
 	return s
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"os"
 	"strconv"
 	"strings"
@@ -313,15 +311,15 @@ type Plan struct {
 	Guard *GuardError
 }
 
-// staged is a model sorted by key, ready for the diff.
+// staged is a model staged for the diff.
 type staged struct {
 	cols  columnPlan
 	rule  keyRule
-	s     *sorter
+	rows  *stagedRows
 	stats modelStats
 }
 
-// stage runs the model and sorts its valid rows by key.
+// stage runs the model and stages its valid rows for the diff.
 // onRows, when not nil, is told the rows read so far every few thousand
 // rows.
 func (e *Engine) stage(ctx context.Context, spec Spec, dir string, onRows func(int64)) (*staged, error) {
@@ -334,40 +332,48 @@ func (e *Engine) stage(ctx context.Context, spec Spec, dir string, onRows func(i
 	if err != nil {
 		return nil, err
 	}
-	st := &staged{cols: cols, rule: newKeyRule(spec.LookupField), s: newSorter(dir, e.cfg.SortMemory)}
-	st.stats, err = stageModelProgress(ctx, rows, cols, st.rule, st.s, onRows)
+	sr, err := newStagedRows(dir, e.cfg.SortMemory)
 	if err != nil {
-		st.s.cleanup()
+		return nil, fmt.Errorf("reading model %s: %w", spec.Model, err)
+	}
+	st := &staged{cols: cols, rule: newKeyRule(spec.LookupField), rows: sr}
+	st.stats, err = stageModelProgress(ctx, rows, cols, st.rule, sr, onRows)
+	if err != nil {
+		sr.cleanup()
 		return nil, fmt.Errorf("reading model %s: %w", spec.Model, err)
 	}
 	if err := rows.Close(); err != nil {
-		st.s.cleanup()
+		sr.cleanup()
 		return nil, fmt.Errorf("reading model %s: %w", spec.Model, err)
 	}
 	return st, nil
 }
 
-// diffStaged merge-joins the staged model with the ledger.
+// diffStaged merge-joins the staged model with the ledger's digest.
 func (e *Engine) diffStaged(ctx context.Context, spec Spec, dir string, st *staged, out diffSink) (diffStats, error) {
-	it, err := st.s.finish()
+	it, err := st.rows.sorter.finish()
 	if err != nil {
 		return diffStats{}, err
 	}
 	defer it.close()
 	name := spec.Name
-	// The rejects are spooled to a file first, so that the diff holds one
-	// store cursor at a time: several syncs diffing at once could
-	// otherwise each hold one connection of a bounded pool and wait for a
-	// second.
-	rejects, closeRejects, err := spoolRejects(ctx, e.store, name, dir)
+	// The rejects are staged first, so that the diff holds one store
+	// cursor at a time: several syncs diffing at once could otherwise each
+	// hold one connection of a bounded pool and wait for a second.
+	rej, err := stageRejects(ctx, e.store, name, dir, e.cfg.SortMemory)
 	if err != nil {
 		return diffStats{}, err
 	}
-	defer closeRejects()
-	members := scanSeq(func(fn func(state.Member) error) error { return e.store.ScanMembers(ctx, name, fn) })
-	ds, err := diff(ctx, it, members, rejects, diffParams{
-		mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, now: e.now(),
-	}, out)
+	defer rej.cleanup()
+	rit, err := rej.sorter.finish()
+	if err != nil {
+		return diffStats{}, err
+	}
+	defer rit.close()
+	ds, err := diff(ctx, diffInput{model: it, modelRows: st.rows.arena.f, rejects: rit, rejectRows: rej.arena.f},
+		func(fn func(*state.DigestEntry) error) error { return e.store.ScanDigest(ctx, name, fn) },
+		diffParams{mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, fields: len(st.cols.fieldNames), now: e.now()},
+		out)
 	if err != nil {
 		return ds, fmt.Errorf("diffing the model with the ledger: %w", err)
 	}
@@ -401,7 +407,7 @@ func (e *Engine) Plan(ctx context.Context, spec Spec) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning sync %q: %w", spec.Name, err)
 	}
-	defer st.s.cleanup()
+	defer st.rows.cleanup()
 	out := &diffOutput{}
 	ds, err := e.diffStaged(ctx, spec, dir, st, out)
 	if err != nil {
@@ -416,54 +422,29 @@ func (e *Engine) Plan(ctx context.Context, spec Spec) (*Plan, error) {
 	return p, nil
 }
 
-// spoolRejects copies the sync's rejects, in key order, into a file in dir
-// and returns an iterator over it.
-func spoolRejects(ctx context.Context, store state.Store, syncName, dir string) (iter.Seq2[state.Reject, error], func(), error) {
-	w, err := createRecordFile(dir, "rejects-*.bin")
+// stageRejects stages the sync's rejects for the diff: key, op and the
+// time of the next attempt per row, sorted by fingerprint.
+func stageRejects(ctx context.Context, store state.Store, syncName, dir string, memory int) (*stagedRows, error) {
+	a, err := newArena(dir, "rejects-*.bin")
 	if err != nil {
-		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
+		return nil, fmt.Errorf("staging rejects: %w", err)
 	}
+	sr := &stagedRows{arena: a, sorter: newEntrySorter(dir, memory)}
 	err = store.ScanRejects(ctx, syncName, func(r state.Reject) error {
-		kind := kindAdd
-		if r.Op == state.OpRemove {
-			kind = kindRemove
+		off, err := a.add(r.Key, string(r.Op), strconv.FormatInt(r.NextAttemptAt.UnixMicro(), 10))
+		if err != nil {
+			return err
 		}
-		// leadID carries the time of the next attempt.
-		return w.write(&record{key: r.Key, kind: kind, leadID: r.NextAttemptAt.UnixMicro()})
+		e := entry{off: off}
+		e.hi, e.lo = entryFP(state.Fingerprint(r.Key))
+		return sr.sorter.add(e)
 	})
+	if err == nil {
+		err = a.flush()
+	}
 	if err != nil {
-		w.abort()
-		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
+		sr.cleanup()
+		return nil, fmt.Errorf("staging rejects: %w", err)
 	}
-	path, err := w.finish()
-	if err != nil {
-		_ = os.Remove(path)
-		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
-	}
-	rr, err := openRecordFile(path)
-	if err != nil {
-		_ = os.Remove(path)
-		return nil, nil, fmt.Errorf("spooling rejects: %w", err)
-	}
-	seq := func(yield func(state.Reject, error) bool) {
-		for {
-			var rec record
-			err := rr.read(&rec)
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				yield(state.Reject{}, err)
-				return
-			}
-			op := state.OpAdd
-			if rec.kind == kindRemove {
-				op = state.OpRemove
-			}
-			if !yield(state.Reject{Key: rec.key, Op: op, NextAttemptAt: time.UnixMicro(rec.leadID).UTC()}, nil) {
-				return
-			}
-		}
-	}
-	return seq, func() { _ = rr.close(); _ = os.Remove(path) }, nil
+	return sr, nil
 }

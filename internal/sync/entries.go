@@ -1,0 +1,345 @@
+package sync
+
+import (
+	"bufio"
+	"cmp"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/listsync/listsync/internal/state"
+)
+
+// The model side of a diff: every valid row becomes a fixed-size entry (the
+// key's fingerprint, the fields hash and where the row is kept) that is
+// sorted by fingerprint, while the row itself (key and field values) is
+// appended to an arena file and read back only for the few rows a diff sends.
+// Sorting 40-byte entries by two machine words costs a fraction of sorting
+// rows by their key strings, and the ledger's digest comes in the same order
+// (state.Store.ScanDigest).
+
+// entry is one model row (or one reject) in fingerprint order.
+type entry struct {
+	// hi and lo are the fingerprint's two halves, big-endian, so that
+	// (hi, lo) order is the fingerprint's bytewise order.
+	hi, lo uint64
+	hash   fieldsHash
+	// off is where the row starts in the arena; it also orders entries of
+	// equal fingerprint (a duplicate key) in input order.
+	off int64
+}
+
+const entrySize = 40
+
+func entryFP(fp [state.FingerprintSize]byte) (hi, lo uint64) {
+	return binary.BigEndian.Uint64(fp[:8]), binary.BigEndian.Uint64(fp[8:])
+}
+
+// cmpFP orders fingerprints given as halves.
+func cmpFP(ahi, alo, bhi, blo uint64) int {
+	if c := cmp.Compare(ahi, bhi); c != 0 {
+		return c
+	}
+	return cmp.Compare(alo, blo)
+}
+
+func cmpEntry(a, b entry) int {
+	if c := cmpFP(a.hi, a.lo, b.hi, b.lo); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.off, b.off)
+}
+
+// arena is an append-only file of rows: uvarint length-prefixed byte
+// strings, the key first and then the field values.
+type arena struct {
+	f   *os.File
+	w   *bufio.Writer
+	off int64
+	buf []byte
+	// flushed is set once the writer is flushed for reading.
+	flushed bool
+}
+
+func newArena(dir, pattern string) (*arena, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return &arena{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// add appends a row of strings and returns its offset.
+func (a *arena) add(fields ...string) (int64, error) {
+	b := a.buf[:0]
+	for _, s := range fields {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return a.addRaw(b)
+}
+
+// addRaw appends an encoded row and returns its offset.
+func (a *arena) addRaw(b []byte) (int64, error) {
+	a.buf = b
+	off := a.off
+	n, err := a.w.Write(b)
+	a.off += int64(n)
+	return off, err
+}
+
+// flush makes the rows written so far readable.
+func (a *arena) flush() error {
+	a.flushed = true
+	return a.w.Flush()
+}
+
+// arenaReader reads rows of an arena back by offset.
+type arenaReader struct {
+	f   *os.File
+	buf []byte
+}
+
+// row reads the row at off, whose strings are n in number, into dst. The
+// strings are fresh copies.
+func (r *arenaReader) row(off int64, dst []string) error {
+	// A row is read in one pread of a guess of its size, more if needed.
+	want := 256
+	for {
+		if cap(r.buf) < want {
+			r.buf = make([]byte, want)
+		}
+		b := r.buf[:want]
+		n, err := r.f.ReadAt(b, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading staged row: %w", err)
+		}
+		b = b[:n]
+		complete := true
+		p := 0
+		for i := range dst {
+			l, k := binary.Uvarint(b[p:])
+			if k <= 0 || uint64(len(b)-p-k) < l {
+				complete = false
+				break
+			}
+			p += k
+			dst[i] = string(b[p : p+int(l)])
+			p += int(l)
+		}
+		if complete {
+			return nil
+		}
+		if n < want { // the file ends inside the row
+			return fmt.Errorf("reading staged row at %d: %w", off, io.ErrUnexpectedEOF)
+		}
+		want *= 4
+		if want > 1<<30 {
+			return fmt.Errorf("reading staged row at %d: row too long", off)
+		}
+	}
+}
+
+// entrySorter is an external sort of entries: it sorts each full buffer and
+// spills it to a run file, then merges the runs.
+type entrySorter struct {
+	dir   string
+	limit int // entries per buffer
+	buf   []entry
+	runs  []string
+	added int64
+}
+
+func newEntrySorter(dir string, memory int) *entrySorter {
+	return &entrySorter{dir: dir, limit: max(memory/entrySize, 64)}
+}
+
+func (s *entrySorter) add(e entry) error {
+	s.buf = append(s.buf, e)
+	s.added++
+	if len(s.buf) >= s.limit {
+		return s.spill()
+	}
+	return nil
+}
+
+func (s *entrySorter) spill() error {
+	slices.SortFunc(s.buf, cmpEntry)
+	f, err := os.CreateTemp(s.dir, "entries-*.bin")
+	if err != nil {
+		return fmt.Errorf("spilling sorted rows: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	var b [entrySize]byte
+	for i := range s.buf {
+		putEntry(b[:], &s.buf[i])
+		if _, err := w.Write(b[:]); err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+			return fmt.Errorf("spilling sorted rows: %w", err)
+		}
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("spilling sorted rows: %w", err)
+	}
+	s.runs = append(s.runs, f.Name())
+	s.buf = s.buf[:0]
+	return nil
+}
+
+func putEntry(b []byte, e *entry) {
+	binary.LittleEndian.PutUint64(b[0:], e.hi)
+	binary.LittleEndian.PutUint64(b[8:], e.lo)
+	copy(b[16:32], e.hash[:])
+	binary.LittleEndian.PutUint64(b[32:], uint64(e.off))
+}
+
+func getEntry(b []byte, e *entry) {
+	e.hi = binary.LittleEndian.Uint64(b[0:])
+	e.lo = binary.LittleEndian.Uint64(b[8:])
+	copy(e.hash[:], b[16:32])
+	e.off = int64(binary.LittleEndian.Uint64(b[32:]))
+}
+
+// finish returns the entries in order. Run files are merged with one open
+// file each; a run holds limit entries, so even ten million rows make a few
+// dozen runs.
+func (s *entrySorter) finish() (entryIter, error) {
+	if len(s.runs) == 0 {
+		slices.SortFunc(s.buf, cmpEntry)
+		return &entrySlice{es: s.buf}, nil
+	}
+	if len(s.buf) > 0 {
+		if err := s.spill(); err != nil {
+			return nil, err
+		}
+	}
+	s.buf = nil
+	m := &entryMerge{}
+	for i, path := range s.runs {
+		f, err := os.Open(path)
+		if err != nil {
+			_ = m.close()
+			return nil, fmt.Errorf("merging sorted rows: %w", err)
+		}
+		c := &entryCursor{r: bufio.NewReaderSize(f, 64<<10), f: f, run: i}
+		m.cursors = append(m.cursors, c)
+		ok, err := c.advance()
+		if err != nil {
+			_ = m.close()
+			return nil, err
+		}
+		if ok {
+			m.h = append(m.h, c)
+		}
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// cleanup removes the run files.
+func (s *entrySorter) cleanup() {
+	for _, p := range s.runs {
+		_ = os.Remove(p)
+	}
+	s.runs, s.buf = nil, nil
+}
+
+// entryIter yields entries in order.
+type entryIter interface {
+	// next returns the next entry, false at the end.
+	next() (entry, bool, error)
+	close() error
+}
+
+type entrySlice struct {
+	es []entry
+	i  int
+}
+
+func (it *entrySlice) next() (entry, bool, error) {
+	if it.i >= len(it.es) {
+		return entry{}, false, nil
+	}
+	it.i++
+	return it.es[it.i-1], true, nil
+}
+
+func (it *entrySlice) close() error { it.es = nil; return nil }
+
+type entryCursor struct {
+	r   *bufio.Reader
+	f   *os.File
+	run int
+	cur entry
+	b   [entrySize]byte
+}
+
+func (c *entryCursor) advance() (bool, error) {
+	_, err := io.ReadFull(c.r, c.b[:])
+	switch {
+	case errors.Is(err, io.EOF):
+		return false, nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return false, fmt.Errorf("reading temporary file %s: truncated entry", c.f.Name())
+	case err != nil:
+		return false, fmt.Errorf("reading temporary file %s: %w", c.f.Name(), err)
+	}
+	getEntry(c.b[:], &c.cur)
+	return true, nil
+}
+
+type entryHeap []*entryCursor
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return cmpEntry(h[i].cur, h[j].cur) < 0 }
+func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)        { *h = append(*h, x.(*entryCursor)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+// entryMerge is the k-way merge of sorted entry runs.
+type entryMerge struct {
+	h       entryHeap
+	cursors []*entryCursor
+}
+
+func (m *entryMerge) next() (entry, bool, error) {
+	if len(m.h) == 0 {
+		return entry{}, false, nil
+	}
+	c := m.h[0]
+	e := c.cur
+	ok, err := c.advance()
+	if err != nil {
+		return entry{}, false, err
+	}
+	if ok {
+		heap.Fix(&m.h, 0)
+	} else {
+		heap.Pop(&m.h)
+	}
+	return e, true, nil
+}
+
+func (m *entryMerge) close() error {
+	var errs []error
+	for _, c := range m.cursors {
+		errs = append(errs, c.f.Close())
+	}
+	m.cursors, m.h = nil, nil
+	return errors.Join(errs...)
+}
