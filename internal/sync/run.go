@@ -59,6 +59,16 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 	var calls marketo.CallCounter
 	r := &runner{e: e, spec: spec, opts: opts, run: &run, log: log}
 	runErr := r.do(marketo.WithCallCounter(ctx, &calls))
+	var gone *listGoneError
+	if errors.As(runErr, &gone) {
+		// The bound list is gone, and the sync's list reference now
+		// resolves to another: the run starts over against it.
+		log.Info("the sync's list is gone from Marketo; starting over against the list its reference now names",
+			zap.Int64("old_list_id", gone.old), zap.Int64("list_id", gone.now.ID), zap.Bool("created", gone.now.Created))
+		r.resolved = &gone.now
+		runErr = r.do(marketo.WithCallCounter(ctx, &calls))
+	}
+	r.compactDigest(ctx)
 
 	r.mu.Lock() // commits may still be in flight after a push error
 	run.APICalls = calls.Total()
@@ -96,6 +106,19 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 	return run, runErr
 }
 
+// compactDigest folds the members the run changed into the ledger's
+// compacted digest, so that the next diff reads blobs only. It runs whatever
+// the run's outcome (a failed run may have committed batches), on a context
+// that outlives the run's. A failure costs the next diff speed, not
+// correctness: the digest's uncompacted part is read from the members.
+func (r *runner) compactDigest(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.cfg.CommitTimeout)
+	defer cancel()
+	if err := r.e.store.CompactDigest(cctx, r.spec.Name); err != nil {
+		r.log.Warn("compacting the ledger's digest", zap.Error(err))
+	}
+}
+
 // runner holds one run's state.
 type runner struct {
 	e    *Engine
@@ -110,6 +133,12 @@ type runner struct {
 	// mu guards run's counters, which commits update, and the progress
 	// fields below.
 	mu stdsync.Mutex
+
+	// listCached is set when the run writes to the list of the sync's
+	// binding without asking Marketo (see bindList); resolved, when set,
+	// is the list a restarted run uses instead of resolving it again.
+	listCached bool
+	resolved   *marketo.List
 
 	phase       Phase
 	progressAt  time.Time
@@ -134,7 +163,7 @@ func (r *runner) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer st.s.cleanup()
+	defer st.rows.cleanup()
 	r.mu.Lock()
 	r.run.RowsRead, r.run.Invalid, r.run.InvalidSamples = st.stats.RowsRead, st.stats.Invalid, st.stats.InvalidSamples
 	r.mu.Unlock()
@@ -155,7 +184,7 @@ func (r *runner) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st.s.cleanup()
+	st.rows.cleanup()
 	r.mu.Lock()
 	r.run.Duplicates = ds.Duplicates
 	r.run.AddsPlanned, r.run.UpdatesPlanned, r.run.RemovesPlanned, r.run.Deferred = ds.Adds, ds.Updates, ds.Removes, ds.Deferred
@@ -172,6 +201,11 @@ func (r *runner) do(ctx context.Context) error {
 	if g := guard(spec, ds); g != nil && !r.opts.AllowRemovals {
 		return g
 	}
+	if ds.Adds+ds.Updates+ds.Removes == 0 {
+		if err := r.checkCachedList(ctx, nil); err != nil {
+			return err
+		}
+	}
 	if err := r.forget(ctx, paths.forgets); err != nil {
 		return err
 	}
@@ -179,13 +213,13 @@ func (r *runner) do(ctx context.Context) error {
 		r.setPhase(PhasePushingAdds)
 	}
 	if err := r.pushUpserts(ctx, st.cols.fieldNames, paths.upserts); err != nil {
-		return r.explain(err)
+		return r.explain(r.checkCachedList(ctx, err))
 	}
 	if ds.Removes > 0 {
 		r.setPhase(PhasePushingRemoves)
 	}
 	if err := r.pushRemoves(ctx, paths.removes); err != nil {
-		return r.explain(err)
+		return r.explain(r.checkCachedList(ctx, err))
 	}
 	return nil
 }
@@ -213,20 +247,29 @@ func (r *runner) explain(err error) error {
 // cannot be trusted for this list, reads the list's real membership.
 func (r *runner) bindList(ctx context.Context, rule keyRule) error {
 	e, spec := r.e, r.spec
-	list, err := e.mkto.ResolveList(ctx, spec.List)
-	if err != nil {
-		if spec.List.ID > 0 && errors.Is(err, marketo.ErrListNotFound) {
-			return fmt.Errorf("static list %d no longer exists in Marketo; nothing was changed (the ledger is kept): "+
-				"point the sync at an existing list, or at a list name and folder to have it created: %w", spec.List.ID, err)
-		}
-		return fmt.Errorf("resolving the list: %w", err)
-	}
-	r.list = list
-	r.run.ListID = list.ID
 	prev, hadPrev, err := e.store.Binding(ctx, spec.Name)
 	if err != nil {
 		return err
 	}
+	r.listCached = false
+	if r.resolved == nil && !r.opts.FullResync && hadPrev && !prev.NeedsResync && prev.ListRef == listRef(spec.List) {
+		// The list was resolved by an earlier run and the sync still names
+		// it the same way: use its ID without a call. A list deleted since
+		// is caught by the push's first call, or by checkCachedList when
+		// there is nothing to push.
+		r.list = marketo.List{ID: prev.ListID}
+		r.run.ListID = prev.ListID
+		r.listCached = true
+		return nil
+	}
+	var list marketo.List
+	if r.resolved != nil {
+		list = *r.resolved
+	} else if list, err = r.resolveList(ctx); err != nil {
+		return err
+	}
+	r.list = list
+	r.run.ListID = list.ID
 	changed, err := e.store.BindList(ctx, spec.Name, listRef(spec.List), list.ID)
 	if err != nil {
 		return err
@@ -255,6 +298,52 @@ func (r *runner) bindList(ctx context.Context, rule keyRule) error {
 		}
 	}
 	return nil
+}
+
+// resolveList asks Marketo for the sync's list (creating it by name when
+// it does not exist and a folder is set).
+func (r *runner) resolveList(ctx context.Context) (marketo.List, error) {
+	spec := r.spec
+	list, err := r.e.mkto.ResolveList(ctx, spec.List)
+	if err != nil {
+		if spec.List.ID > 0 && errors.Is(err, marketo.ErrListNotFound) {
+			return list, fmt.Errorf("static list %d no longer exists in Marketo; nothing was changed (the ledger is kept): "+
+				"point the sync at an existing list, or at a list name and folder to have it created: %w", spec.List.ID, err)
+		}
+		return list, fmt.Errorf("resolving the list: %w", err)
+	}
+	return list, nil
+}
+
+// listGoneError reports that the list the run took from the sync's binding
+// is gone from Marketo and that the sync's list reference now resolves to
+// another list: Run starts over against it.
+type listGoneError struct {
+	old int64
+	now marketo.List
+}
+
+func (e *listGoneError) Error() string {
+	return fmt.Sprintf("static list %d is gone from Marketo; the sync's list now resolves to list %d", e.old, e.now.ID)
+}
+
+// checkCachedList makes sure that a list taken from the binding without a
+// call (see bindList) still exists, after err, the push's outcome, or
+// before a run that has nothing to push ends: the ledger must not claim
+// members on a list that is gone. It returns err, or the error that says
+// the list is gone.
+func (r *runner) checkCachedList(ctx context.Context, err error) error {
+	if !r.listCached || (err != nil && !errors.Is(err, marketo.ErrListNotFound)) {
+		return err
+	}
+	list, rerr := r.resolveList(ctx)
+	if rerr != nil {
+		return rerr
+	}
+	if list.ID != r.list.ID {
+		return &listGoneError{old: r.list.ID, now: list}
+	}
+	return err
 }
 
 // strayKey is the ledger key of a list member without a usable lookup
@@ -346,6 +435,11 @@ func (r *runner) resync(ctx context.Context, rule keyRule) error {
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("storing the members of list %d: %w", r.list.ID, err)
+	}
+	// The diff that follows reads the digest: compact the members just
+	// written into it.
+	if err := e.store.CompactDigest(ctx, spec.Name); err != nil {
 		return fmt.Errorf("storing the members of list %d: %w", r.list.ID, err)
 	}
 	r.log.Info("full resync: read the list's members from Marketo", zap.Int64("list_id", r.list.ID),
