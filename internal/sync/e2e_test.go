@@ -283,6 +283,45 @@ func TestListDeletedBetweenRuns(t *testing.T) {
 	require.Equal(t, second, b.ListID)
 }
 
+// TestListDeletedWhileTheModelChanged: the run writes to the bound list
+// without resolving it, so the deletion surfaces at the push's first call;
+// the run then starts over against the list the name now resolves to.
+func TestListDeletedWhileTheModelChanged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.em.CreateFolder("Audiences")
+	spec := e.spec(byName)
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	first := e.listID("Trial users")
+
+	require.True(t, e.em.DeleteStaticList(first))
+	e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+	run := e.run(spec, listsync.RunOptions{})
+	second := e.listID("Trial users")
+	require.NotEqual(t, first, second)
+	require.Equal(t, second, run.ListID)
+	require.EqualValues(t, 3, run.AddsConfirmed, "the recreated list gets the whole model")
+	e.requireConverged(spec.Name, second, "a@x.com", "b@x.com", "c@x.com")
+}
+
+func TestListByIDDeletedWhileTheModelChangedFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	e.setModel(emails("a@x.com", "b@x.com")...)
+	e.run(spec, listsync.RunOptions{})
+	require.True(t, e.em.DeleteStaticList(list))
+
+	e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, marketo.ErrListNotFound)
+	require.ErrorContains(t, err, fmt.Sprintf("static list %d no longer exists in Marketo", list))
+	require.Equal(t, state.RunFailed, run.Status)
+	require.Equal(t, []string{"a@x.com", "b@x.com"}, e.confirmed(spec.Name), "the confirmed ledger is kept")
+}
+
 func TestListByIDDeletedFailsAndChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
