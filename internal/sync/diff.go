@@ -183,12 +183,13 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				continue
 			}
 			enc = appendString(enc[:0], key)
+			e := entry{}
+			e.hi, e.lo = entryFP(state.FingerprintBytes(enc[len(enc)-len(key):]))
 			for j, c := range p.fieldCols {
 				values[j] = renderField(vals[c])
 				enc = appendString(enc, values[j])
 			}
-			e := entry{hash: hashFields(p.fieldNames, values)}
-			e.hi, e.lo = entryFP(state.Fingerprint(key))
+			e.hash = hashFields(p.fieldNames, values)
 			off, err := s.arena.addRaw(enc)
 			if err != nil {
 				stop()

@@ -150,12 +150,71 @@ type entrySorter struct {
 	dir   string
 	limit int // entries per buffer
 	buf   []entry
+	// tmp is the radix sort's second buffer, as large as buf.
+	tmp   []entry
 	runs  []string
 	added int64
 }
 
+// newEntrySorter returns a sorter whose two buffers take at most memory
+// bytes together.
 func newEntrySorter(dir string, memory int) *entrySorter {
-	return &entrySorter{dir: dir, limit: max(memory/entrySize, 64)}
+	return &entrySorter{dir: dir, limit: max(memory/2/entrySize, 64)}
+}
+
+// radixBits is the number of a fingerprint's leading bits the radix sort
+// distributes entries by.
+const radixBits = 16
+
+// sortEntries sorts es by fingerprint, equal fingerprints in offset order.
+// Fingerprints are uniform (SHA-256), so one counting pass over their
+// leading 16 bits leaves buckets of a few entries each, finished by
+// insertion sort: linear time, where a comparison sort of a million entries
+// took about 0.35 s. es must be in offset order (as entries are added);
+// the distribution keeps that order within a bucket. Buckets that are large
+// anyway (many rows of one key) get a comparison sort. tmp must be at least
+// as long as es.
+func sortEntries(es, tmp []entry) {
+	if len(es) < 256 {
+		slices.SortFunc(es, cmpEntry)
+		return
+	}
+	var starts [1<<radixBits + 1]int
+	for i := range es {
+		starts[es[i].hi>>(64-radixBits)+1]++
+	}
+	for b := 1; b < len(starts); b++ {
+		starts[b] += starts[b-1]
+	}
+	next := starts
+	tmp = tmp[:len(es)]
+	for i := range es {
+		b := es[i].hi >> (64 - radixBits)
+		tmp[next[b]] = es[i]
+		next[b]++
+	}
+	for b := range 1 << radixBits {
+		bucket := tmp[starts[b]:starts[b+1]]
+		if len(bucket) > 32 {
+			slices.SortFunc(bucket, cmpEntry)
+			continue
+		}
+		// Insertion sort, stable: equal fingerprints keep offset order.
+		for i := 1; i < len(bucket); i++ {
+			for j := i; j > 0 && cmpFP(bucket[j].hi, bucket[j].lo, bucket[j-1].hi, bucket[j-1].lo) < 0; j-- {
+				bucket[j], bucket[j-1] = bucket[j-1], bucket[j]
+			}
+		}
+	}
+	copy(es, tmp)
+}
+
+// sortBuf sorts the buffer, allocating the second buffer on first use.
+func (s *entrySorter) sortBuf() {
+	if cap(s.tmp) < len(s.buf) {
+		s.tmp = make([]entry, len(s.buf), max(cap(s.buf), len(s.buf)))
+	}
+	sortEntries(s.buf, s.tmp)
 }
 
 func (s *entrySorter) add(e entry) error {
@@ -168,7 +227,7 @@ func (s *entrySorter) add(e entry) error {
 }
 
 func (s *entrySorter) spill() error {
-	slices.SortFunc(s.buf, cmpEntry)
+	s.sortBuf()
 	f, err := os.CreateTemp(s.dir, "entries-*.bin")
 	if err != nil {
 		return fmt.Errorf("spilling sorted rows: %w", err)
@@ -215,7 +274,8 @@ func getEntry(b []byte, e *entry) {
 // dozen runs.
 func (s *entrySorter) finish() (entryIter, error) {
 	if len(s.runs) == 0 {
-		slices.SortFunc(s.buf, cmpEntry)
+		s.sortBuf()
+		s.tmp = nil
 		return &entrySlice{es: s.buf}, nil
 	}
 	if len(s.buf) > 0 {
@@ -223,7 +283,7 @@ func (s *entrySorter) finish() (entryIter, error) {
 			return nil, err
 		}
 	}
-	s.buf = nil
+	s.buf, s.tmp = nil, nil
 	m := &entryMerge{}
 	for i, path := range s.runs {
 		f, err := os.Open(path)
@@ -251,7 +311,7 @@ func (s *entrySorter) cleanup() {
 	for _, p := range s.runs {
 		_ = os.Remove(p)
 	}
-	s.runs, s.buf = nil, nil
+	s.runs, s.buf, s.tmp = nil, nil, nil
 }
 
 // entryIter yields entries in order.

@@ -122,3 +122,38 @@ func TestAppendSampleKeepsTheSmallestInOrder(t *testing.T) {
 	slices.Sort(all)
 	require.Equal(t, all[:maxSamples], s)
 }
+
+// TestSortEntries checks the radix sort against a stable comparison sort,
+// on uniform fingerprints and on inputs dominated by one key (a bucket far
+// larger than insertion sort suits).
+func TestSortEntries(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name     string
+		n, keys  int
+		hotShare float64
+	}{
+		{"few", 100, 50, 0},
+		{"uniform", 200_000, 150_000, 0},
+		{"one hot key", 20_000, 5_000, 0.5},
+		{"all one key", 3_000, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			es := make([]entry, tc.n)
+			for i := range es {
+				k := rng.IntN(tc.keys)
+				if rng.Float64() < tc.hotShare {
+					k = 0
+				}
+				es[i].hi, es[i].lo = entryFP(state.Fingerprint(strconv.Itoa(k)))
+				es[i].off = int64(i)
+			}
+			want := slices.Clone(es)
+			slices.SortStableFunc(want, func(a, b entry) int { return cmpFP(a.hi, a.lo, b.hi, b.lo) })
+			sortEntries(es, make([]entry, len(es)))
+			require.Equal(t, want, es)
+		})
+	}
+}
