@@ -24,6 +24,34 @@ type Cursor interface {
 	Release(complete bool, n int64, err error)
 }
 
+// TextCursor is a [Cursor] that can leave the values of its text columns
+// undecoded, so that a reader of single columns (the engine) gets their
+// bytes without a string being allocated and boxed for every value.
+type TextCursor interface {
+	Cursor
+	// TextColumns reports the columns whose values Read gives as strings
+	// holding exactly their bytes on the wire.
+	TextColumns() []bool
+	// ReadRaw is Read, except that it does not set the text columns'
+	// values: raw[i] holds their bytes instead (nil for NULL), valid until
+	// the next call. raw[i] is nil for the other columns.
+	ReadRaw(vals []any, raw [][]byte) (bool, error)
+}
+
+// TextRows is [Rows] whose single values can be read without converting the
+// whole row. [Stream] implements it; over a [TextCursor] it hands out text
+// without copying it.
+type TextRows interface {
+	Rows
+	// Text returns the bytes of column i of the current row, and true, when
+	// Values would give a string holding exactly them; they are valid until
+	// the next call to Next. It returns false when the value is NULL or not
+	// such a string: Value has it then.
+	Text(i int) ([]byte, bool)
+	// Value returns Values()[i] without converting the row's other values.
+	Value(i int) any
+}
+
 // Stream implements [Rows] over a backend's [Cursor]. It keeps what every
 // backend's rows share: the row Peek read ahead, the count of rows, the
 // error that ended the result, and ending the result exactly once, also when
@@ -37,12 +65,23 @@ type Stream struct {
 	err    error
 	peeked bool
 	done   bool
+
+	// Over a TextCursor: tcur, its text columns, the current row's raw
+	// text, and whether vals still lacks it.
+	tcur       TextCursor
+	text       []bool
+	raw        [][]byte
+	rawPending bool
 }
 
 // NewStream returns a Stream of the columns cols, read through cur. ctx is
 // the query's context: Next stops at the first row after it ends.
 func NewStream(ctx context.Context, cols []string, cur Cursor) *Stream {
-	return &Stream{ctx: ctx, cur: cur, cols: cols, vals: make([]any, len(cols))}
+	s := &Stream{ctx: ctx, cur: cur, cols: cols, vals: make([]any, len(cols))}
+	if tc, ok := cur.(TextCursor); ok && len(tc.TextColumns()) == len(cols) {
+		s.tcur, s.text, s.raw = tc, tc.TextColumns(), make([][]byte, len(cols))
+	}
+	return s
 }
 
 // Peek reads the first row ahead, for Query to call before it returns, so
@@ -60,7 +99,41 @@ func (s *Stream) Peek() error {
 func (s *Stream) Columns() []string { return s.cols }
 
 // Values implements Rows. The slice is the one Cursor.Read fills.
-func (s *Stream) Values() []any { return s.vals }
+func (s *Stream) Values() []any {
+	if s.rawPending {
+		for i, t := range s.text {
+			if t {
+				s.vals[i] = s.textValue(i)
+			}
+		}
+		s.rawPending = false
+	}
+	return s.vals
+}
+
+// textValue converts text column i of the current row.
+func (s *Stream) textValue(i int) any {
+	if s.raw[i] == nil {
+		return nil
+	}
+	return string(s.raw[i])
+}
+
+// Text implements [TextRows].
+func (s *Stream) Text(i int) ([]byte, bool) {
+	if s.tcur == nil || !s.text[i] || s.raw[i] == nil {
+		return nil, false
+	}
+	return s.raw[i], true
+}
+
+// Value implements [TextRows].
+func (s *Stream) Value(i int) any {
+	if s.rawPending && s.text[i] {
+		return s.textValue(i)
+	}
+	return s.vals[i]
+}
 
 // Err implements Rows.
 func (s *Stream) Err() error { return s.err }
@@ -80,7 +153,14 @@ func (s *Stream) Next() bool {
 		s.peeked = false
 		return true
 	}
-	ok, err := s.cur.Read(s.vals)
+	var ok bool
+	var err error
+	if s.tcur != nil {
+		ok, err = s.tcur.ReadRaw(s.vals, s.raw)
+		s.rawPending = ok
+	} else {
+		ok, err = s.cur.Read(s.vals)
+	}
 	if err != nil {
 		s.fail(err)
 		return false

@@ -27,25 +27,41 @@ var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // paths over the binary format; every other type goes through pgx's codec
 // and, when that gives a value Normalize does not know, back to Postgres's
 // text representation (arrays become "{1,2,3}", intervals "1 day 02:00:00").
-func decoders(m *pgtype.Map, fields []pgconn.FieldDescription) []decodeFunc {
-	out := make([]decodeFunc, len(fields))
+func decoders(m *pgtype.Map, fields []pgconn.FieldDescription) (fns []decodeFunc, text []bool) {
+	fns, text = make([]decodeFunc, len(fields)), make([]bool, len(fields))
 	for i, f := range fields {
-		out[i] = decoderFor(m, f)
+		fns[i], text[i] = decoderFor(m, f), textWire(m, f)
 	}
-	return out
+	return fns, text
 }
 
-func decoderFor(m *pgtype.Map, f pgconn.FieldDescription) decodeFunc {
+// textWire reports whether a column's values are their bytes on the wire,
+// as a string (decodeString): its text is then handed out without a copy
+// (warehouse.TextCursor).
+func textWire(m *pgtype.Map, f pgconn.FieldDescription) bool {
 	if f.Format == pgtype.TextFormatCode {
 		switch f.DataTypeOID {
 		case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.JSONOID,
 			pgtype.JSONBOID, pgtype.XMLOID, pgtype.UnknownOID, pgtype.UUIDOID:
-			return decodeString
+			return true
 		}
-		if _, ok := m.TypeForOID(f.DataTypeOID); !ok {
-			// Enums, domains and other types pgx does not know arrive as text.
-			return decodeString
-		}
+		// Enums, domains and other types pgx does not know arrive as text.
+		_, known := m.TypeForOID(f.DataTypeOID)
+		return !known
+	}
+	switch f.DataTypeOID {
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.JSONOID, pgtype.XMLOID,
+		pgtype.ByteaOID, pgtype.UnknownOID:
+		return true
+	}
+	return false
+}
+
+func decoderFor(m *pgtype.Map, f pgconn.FieldDescription) decodeFunc {
+	if textWire(m, f) {
+		return decodeString
+	}
+	if f.Format == pgtype.TextFormatCode {
 		return decodeGeneric(m, f)
 	}
 	switch f.DataTypeOID {
@@ -66,9 +82,6 @@ func decoderFor(m *pgtype.Map, f pgconn.FieldDescription) decodeFunc {
 		})
 	case pgtype.Float8OID:
 		return fixed(8, func(b []byte) any { return math.Float64frombits(binary.BigEndian.Uint64(b)) })
-	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.JSONOID, pgtype.XMLOID,
-		pgtype.ByteaOID, pgtype.UnknownOID:
-		return decodeString
 	case pgtype.JSONBOID:
 		return decodeJSONB
 	case pgtype.UUIDOID:

@@ -181,7 +181,7 @@ func (w *Warehouse) Query(ctx context.Context, p *warehouse.QueryParams) (wareho
 		cols[i] = f.Name
 	}
 	r.cols = cols
-	r.decode = decoders(conn.Conn().TypeMap(), fields)
+	r.decode, r.text = decoders(conn.Conn().TypeMap(), fields)
 	s := warehouse.NewStream(qctx, cols, r)
 	// Wait for the first row, so that errors raised before the query
 	// produces any (a timeout, a division by zero) come from Query.
@@ -204,6 +204,8 @@ type rows struct {
 
 	cols   []string
 	decode []decodeFunc
+	// text marks the columns whose values are their wire bytes as a string.
+	text []bool
 }
 
 // Read implements warehouse.Cursor.
@@ -213,6 +215,34 @@ func (r *rows) Read(vals []any) (bool, error) {
 	}
 	raw := r.rows.RawValues()
 	for i, src := range raw {
+		if src == nil {
+			vals[i] = nil
+			continue
+		}
+		v, err := r.decode[i](src)
+		if err != nil {
+			return false, warehouse.NewError(warehouse.ErrSQL, Name, r.p, "column "+strconv.Quote(r.cols[i])+": "+err.Error(), err)
+		}
+		vals[i] = v
+	}
+	return true, nil
+}
+
+// TextColumns implements warehouse.TextCursor.
+func (r *rows) TextColumns() []bool { return r.text }
+
+// ReadRaw implements warehouse.TextCursor: text columns are left as the
+// wire's bytes, which pgx keeps until the next row.
+func (r *rows) ReadRaw(vals []any, raw [][]byte) (bool, error) {
+	if !r.rows.Next() {
+		return false, r.rows.Err()
+	}
+	for i, src := range r.rows.RawValues() {
+		if r.text[i] {
+			raw[i] = src
+			continue
+		}
+		raw[i] = nil
 		if src == nil {
 			vals[i] = nil
 			continue

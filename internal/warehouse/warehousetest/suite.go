@@ -41,6 +41,7 @@ func Exercise(t *testing.T, h Harness) {
 	s.largeSQL = h.Dataset(t, s.large)
 	t.Run("Ping", s.testPing)
 	t.Run("TypesAndNulls", s.testTypes)
+	t.Run("SingleValuesAndText", s.testSingleValues)
 	t.Run("ColumnOrder", s.testColumnOrder)
 	t.Run("EmptyResult", s.testEmpty)
 	t.Run("StreamLarge", s.testStreamLarge)
@@ -75,6 +76,36 @@ func (s *suite) testTypes(t *testing.T) {
 	cols, rows := readAll(t, w, &warehouse.QueryParams{SQL: sql, Model: "models/types.sql"})
 	requireColumns(t, ds, cols)
 	requireRows(t, ds, rows)
+}
+
+// testSingleValues reads the types dataset one value at a time, through
+// warehouse.TextRows as the engine does, last column first: every value must
+// be the one Values gives, and text handed out as bytes must be exactly a
+// string value's.
+func (s *suite) testSingleValues(t *testing.T) {
+	ds := typesDataset("wt_single")
+	sql := s.h.Dataset(t, ds)
+	w := s.h.Warehouse(t)
+	rows, err := w.Query(t.Context(), &warehouse.QueryParams{SQL: sql, Model: "models/single.sql"})
+	require.NoError(t, err)
+	defer rows.Close()
+	tr, ok := rows.(warehouse.TextRows)
+	require.True(t, ok, "the backend's rows implement warehouse.TextRows")
+	cols := rows.Columns()
+	var got [][]any
+	for rows.Next() {
+		row := make([]any, len(cols))
+		for i := len(cols) - 1; i >= 0; i-- {
+			row[i] = tr.Value(i)
+			if b, ok := tr.Text(i); ok {
+				require.Equal(t, row[i], string(b), "column %s: Text and Value agree", cols[i])
+			}
+		}
+		require.Equal(t, row, rows.Values(), "Value and Values agree")
+		got = append(got, row)
+	}
+	require.NoError(t, rows.Err())
+	requireRows(t, ds, got)
 }
 
 func (s *suite) testColumnOrder(t *testing.T) {
