@@ -9,6 +9,7 @@ import (
 	"strconv"
 	stdsync "sync"
 	"time"
+	"unsafe"
 
 	"github.com/listsync/listsync/internal/state"
 	"github.com/listsync/listsync/internal/warehouse"
@@ -77,10 +78,30 @@ func (s *stagedRows) cleanup() {
 }
 
 // rowBatch is a batch of model rows handed from the reading goroutine to
-// the staging one: the values of n rows of width columns, flattened.
+// the staging one: per row, one cell for the key column and one per mapped
+// field. Text values (warehouse.TextRows) are copied into buf, every other
+// value is kept as the warehouse gave it.
 type rowBatch struct {
-	vals []any
-	n    int
+	buf   []byte
+	cells []cell
+	n     int
+}
+
+// cell is one value of a rowBatch.
+type cell struct {
+	v          any // when !text; nil is NULL
+	start, end int // the text's bytes in rowBatch.buf
+	text       bool
+}
+
+// str returns the text of c, a string that shares the batch's buffer: it is
+// valid only until the batch goes back to the reader, and what staging keeps
+// (the key and values it writes to the arena, samples) is copied from it.
+func (b *rowBatch) str(c *cell) string {
+	if c.end == c.start {
+		return ""
+	}
+	return unsafe.String(&b.buf[c.start], c.end-c.start)
 }
 
 // stageBatchRows is the number of rows per rowBatch.
@@ -101,10 +122,11 @@ func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule key
 // batches.
 func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *stagedRows, onRows func(int64)) (modelStats, error) {
 	width := len(rows.Columns())
+	use := append([]int{p.keyCol}, p.fieldCols...) // the cells of a row
 	full := make(chan *rowBatch, 4)
 	free := make(chan *rowBatch, 6)
 	for range cap(free) {
-		free <- &rowBatch{vals: make([]any, 0, stageBatchRows*width)}
+		free <- &rowBatch{cells: make([]cell, 0, stageBatchRows*len(use))}
 	}
 	done := make(chan struct{})
 	var readErr error
@@ -113,6 +135,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 	go func() {
 		defer wg.Done()
 		defer close(full)
+		tr, _ := rows.(warehouse.TextRows)
 		var b *rowBatch
 		for rows.Next() {
 			if b == nil {
@@ -121,14 +144,28 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				case <-done:
 					return
 				}
-				b.vals, b.n = b.vals[:0], 0
+				b.buf, b.cells, b.n = b.buf[:0], b.cells[:0], 0
 			}
-			vals := rows.Values()
-			if len(vals) != width {
-				readErr = fmt.Errorf("row has %d values for %d columns", len(vals), width)
-				return
+			if tr != nil {
+				for _, c := range use {
+					if t, ok := tr.Text(c); ok {
+						start := len(b.buf)
+						b.buf = append(b.buf, t...)
+						b.cells = append(b.cells, cell{start: start, end: len(b.buf), text: true})
+					} else {
+						b.cells = append(b.cells, cell{v: tr.Value(c)})
+					}
+				}
+			} else {
+				vals := rows.Values()
+				if len(vals) != width {
+					readErr = fmt.Errorf("row has %d values for %d columns", len(vals), width)
+					return
+				}
+				for _, c := range use {
+					b.cells = append(b.cells, cell{v: vals[c]})
+				}
 			}
-			b.vals = append(b.vals, vals...)
 			b.n++
 			if b.n == stageBatchRows {
 				select {
@@ -158,7 +195,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 	var enc []byte
 	for b := range full {
 		for i := range b.n {
-			vals := b.vals[i*width : (i+1)*width]
+			cells := b.cells[i*len(use) : (i+1)*len(use)]
 			st.RowsRead++
 			if st.RowsRead%progressRowsEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -169,15 +206,25 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 					onRows(st.RowsRead)
 				}
 			}
-			key, why := rule.normalize(vals[p.keyCol])
+			kc := &cells[0]
+			var key, why string
+			if kc.text {
+				key, why = rule.normalizeText(b.str(kc))
+			} else {
+				key, why = rule.normalize(kc.v)
+			}
 			if why != "" {
 				st.Invalid++
 				if len(st.InvalidSamples) < maxSamples {
-					if vals[p.keyCol] == nil || why == "NULL key" {
+					if (!kc.text && kc.v == nil) || why == "NULL key" {
 						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s", st.RowsRead, why))
 					} else {
+						raw := b.str(kc)
+						if !kc.text {
+							raw = renderValue(kc.v)
+						}
 						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s: %s",
-							st.RowsRead, sampleText(renderValue(vals[p.keyCol])), why))
+							st.RowsRead, sampleText(raw), why))
 					}
 				}
 				continue
@@ -185,8 +232,12 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 			enc = appendString(enc[:0], key)
 			e := entry{}
 			e.hi, e.lo = entryFP(state.FingerprintBytes(enc[len(enc)-len(key):]))
-			for j, c := range p.fieldCols {
-				values[j] = renderField(vals[c])
+			for j := range values {
+				if c := &cells[1+j]; c.text {
+					values[j] = sanitizeField(b.str(c))
+				} else {
+					values[j] = renderField(c.v)
+				}
 				enc = appendString(enc, values[j])
 			}
 			e.hash = hashFields(p.fieldNames, values)
@@ -201,7 +252,8 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				return st, err
 			}
 		}
-		clear(b.vals) // drop the values for the collector
+		clear(values)  // they may share the batch's buffer
+		clear(b.cells) // drop the values for the collector
 		free <- b
 	}
 	wg.Wait()

@@ -41,15 +41,22 @@ func (k keyRule) normalize(v any) (key, reason string) {
 	if v == nil {
 		return "", "NULL key"
 	}
-	s := renderValue(v)
-	if !utf8.ValidString(s) {
-		return "", "not valid UTF-8"
+	return k.normalizeText(renderValue(v))
+}
+
+// normalizeText is normalize of a value rendered as s. The key it returns
+// may be s itself.
+func (k keyRule) normalizeText(s string) (key, reason string) {
+	if !plainKey(s) {
+		if !utf8.ValidString(s) {
+			return "", "not valid UTF-8"
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return "", "empty key"
+		}
+		s = strings.ToLower(s)
 	}
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", "empty key"
-	}
-	s = strings.ToLower(s)
 	if len(s) > MaxKeyBytes {
 		return "", fmt.Sprintf("longer than %d bytes", MaxKeyBytes)
 	}
@@ -65,6 +72,20 @@ func (k keyRule) normalize(v any) (key, reason string) {
 		}
 	}
 	return s, ""
+}
+
+// plainKey reports whether s is already trimmed and lower-cased ASCII, as
+// most keys are, so that normalizing it has nothing to change.
+func plainKey(s string) bool {
+	if s == "" || s[0] <= ' ' || s[len(s)-1] <= ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkEmail returns why s (trimmed, lower-cased) is not a plausible email
@@ -197,7 +218,15 @@ func renderValue(v any) string {
 // dropped), as a bulk import's CSV reader makes them, so that a lead gets
 // the same value whether it goes in a bulk import or a REST call.
 func renderField(v any) string {
-	s := renderValue(v)
+	return sanitizeField(renderValue(v))
+}
+
+// sanitizeField is renderField of a value rendered as s; it returns s
+// itself when s needs no change.
+func sanitizeField(s string) string {
+	if cleanASCII(s) {
+		return s
+	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -213,6 +242,18 @@ func renderField(v any) string {
 		}, s)
 	}
 	return s
+}
+
+// cleanASCII reports whether s holds only printable ASCII, tabs and line
+// feeds: the common field value, which sanitizeField keeps as it is, found
+// in one pass instead of three.
+func cleanASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // dropCRBeforeLF removes every run of carriage returns that ends in a line
