@@ -78,30 +78,39 @@ func (s *stagedRows) cleanup() {
 }
 
 // rowBatch is a batch of model rows handed from the reading goroutine to
-// the staging one: per row, one cell for the key column and one per mapped
-// field. Text values (warehouse.TextRows) are copied into buf, every other
-// value is kept as the warehouse gave it.
+// the staging one. The reader normalises each row's key and fingerprints it
+// (head); the mapped fields go as cells. Text (warehouse.TextRows) is copied
+// into buf, every other value kept as the warehouse gave it.
 type rowBatch struct {
 	buf   []byte
-	cells []cell
-	n     int
+	heads []rowHead
+	cells []cell // len(heads) × the number of mapped fields
 }
 
-// cell is one value of a rowBatch.
+// rowHead is a row's key: its bytes in rowBatch.buf and fingerprint, or why
+// it is invalid.
+type rowHead struct {
+	fp         [state.FingerprintSize]byte
+	start, end int
+	why        string // "" for a valid key
+	sample     string // the invalid value, quoted ("" for NULL)
+}
+
+// cell is one field value of a rowBatch.
 type cell struct {
 	v          any // when !text; nil is NULL
 	start, end int // the text's bytes in rowBatch.buf
 	text       bool
 }
 
-// str returns the text of c, a string that shares the batch's buffer: it is
-// valid only until the batch goes back to the reader, and what staging keeps
-// (the key and values it writes to the arena, samples) is copied from it.
-func (b *rowBatch) str(c *cell) string {
-	if c.end == c.start {
+// str returns the bytes at [start, end) of the batch's buffer as a string
+// that shares the buffer: it is valid only until the batch goes back to the
+// reader, and what staging keeps (what it writes to the arena) is copied.
+func (b *rowBatch) str(start, end int) string {
+	if end == start {
 		return ""
 	}
-	return unsafe.String(&b.buf[c.start], c.end-c.start)
+	return unsafe.String(&b.buf[start], end-start)
 }
 
 // stageBatchRows is the number of rows per rowBatch.
@@ -113,20 +122,56 @@ func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule key
 	return stageModelProgress(ctx, rows, p, rule, s, nil)
 }
 
+// readKey normalises the key of the current row into b.
+func readKey(b *rowBatch, rows warehouse.Rows, tr warehouse.TextRows, col int, rule keyRule) {
+	var h rowHead
+	var key string
+	var v any
+	text := false
+	switch {
+	case tr == nil:
+		v = rows.Values()[col]
+	default:
+		var t []byte
+		if t, text = tr.Text(col); text {
+			// The string shares the warehouse's buffer, valid until the
+			// next row: the key is copied below, the sample by Quote.
+			raw := unsafe.String(unsafe.SliceData(t), len(t))
+			if key, h.why = rule.normalizeText(raw); h.why != "" {
+				h.sample = sampleText(raw)
+			}
+		} else {
+			v = tr.Value(col)
+		}
+	}
+	if !text {
+		if key, h.why = rule.normalize(v); h.why != "" && v != nil {
+			h.sample = sampleText(renderValue(v))
+		}
+	}
+	if h.why == "" {
+		h.start = len(b.buf)
+		b.buf = append(b.buf, key...)
+		h.end = len(b.buf)
+		h.fp = state.FingerprintBytes(b.buf[h.start:h.end])
+	}
+	b.heads = append(b.heads, h)
+}
+
 // stageModelProgress is stageModel that tells onRows, when not nil, the
 // rows read so far every progressRowsEvery rows.
 //
-// Reading the warehouse (decoding its wire format) and staging (normalising,
-// hashing, writing the arena) run on two goroutines, so that a plan uses
-// both cores while the warehouse streams; the rows go between them in
-// batches.
+// Reading the warehouse (decoding its wire format, normalising and
+// fingerprinting keys) and staging (rendering and hashing fields, writing the
+// arena, sorting) run on two goroutines, so that a plan uses both cores while
+// the warehouse streams; the rows go between them in batches.
 func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *stagedRows, onRows func(int64)) (modelStats, error) {
 	width := len(rows.Columns())
-	use := append([]int{p.keyCol}, p.fieldCols...) // the cells of a row
+	nf := len(p.fieldCols)
 	full := make(chan *rowBatch, 4)
 	free := make(chan *rowBatch, 6)
 	for range cap(free) {
-		free <- &rowBatch{cells: make([]cell, 0, stageBatchRows*len(use))}
+		free <- &rowBatch{heads: make([]rowHead, 0, stageBatchRows), cells: make([]cell, 0, stageBatchRows*nf)}
 	}
 	done := make(chan struct{})
 	var readErr error
@@ -144,30 +189,29 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				case <-done:
 					return
 				}
-				b.buf, b.cells, b.n = b.buf[:0], b.cells[:0], 0
+				b.buf, b.heads, b.cells = b.buf[:0], b.heads[:0], b.cells[:0]
 			}
-			if tr != nil {
-				for _, c := range use {
-					if t, ok := tr.Text(c); ok {
-						start := len(b.buf)
-						b.buf = append(b.buf, t...)
-						b.cells = append(b.cells, cell{start: start, end: len(b.buf), text: true})
-					} else {
-						b.cells = append(b.cells, cell{v: tr.Value(c)})
-					}
-				}
-			} else {
-				vals := rows.Values()
-				if len(vals) != width {
+			if tr == nil {
+				if vals := rows.Values(); len(vals) != width {
 					readErr = fmt.Errorf("row has %d values for %d columns", len(vals), width)
 					return
 				}
-				for _, c := range use {
-					b.cells = append(b.cells, cell{v: vals[c]})
+			}
+			readKey(b, rows, tr, p.keyCol, rule)
+			for _, c := range p.fieldCols {
+				switch {
+				case tr == nil:
+					b.cells = append(b.cells, cell{v: rows.Values()[c]})
+				case tr.IsText(c):
+					t, _ := tr.Text(c) // nil for NULL, which renders as ""
+					start := len(b.buf)
+					b.buf = append(b.buf, t...)
+					b.cells = append(b.cells, cell{start: start, end: len(b.buf), text: true})
+				default:
+					b.cells = append(b.cells, cell{v: tr.Value(c)})
 				}
 			}
-			b.n++
-			if b.n == stageBatchRows {
+			if len(b.heads) == stageBatchRows {
 				select {
 				case full <- b:
 				case <-done:
@@ -176,7 +220,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				b = nil
 			}
 		}
-		if b != nil && b.n > 0 {
+		if b != nil && len(b.heads) > 0 {
 			select {
 			case full <- b:
 			case <-done:
@@ -191,11 +235,11 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 	}
 
 	var st modelStats
-	values := make([]string, len(p.fieldCols))
+	values := make([]string, nf)
 	var enc []byte
 	for b := range full {
-		for i := range b.n {
-			cells := b.cells[i*len(use) : (i+1)*len(use)]
+		for i := range b.heads {
+			h := &b.heads[i]
 			st.RowsRead++
 			if st.RowsRead%progressRowsEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -206,35 +250,23 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 					onRows(st.RowsRead)
 				}
 			}
-			kc := &cells[0]
-			var key, why string
-			if kc.text {
-				key, why = rule.normalizeText(b.str(kc))
-			} else {
-				key, why = rule.normalize(kc.v)
-			}
-			if why != "" {
+			if h.why != "" {
 				st.Invalid++
 				if len(st.InvalidSamples) < maxSamples {
-					if (!kc.text && kc.v == nil) || why == "NULL key" {
-						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s", st.RowsRead, why))
+					if h.sample == "" {
+						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s", st.RowsRead, h.why))
 					} else {
-						raw := b.str(kc)
-						if !kc.text {
-							raw = renderValue(kc.v)
-						}
-						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s: %s",
-							st.RowsRead, sampleText(raw), why))
+						st.InvalidSamples = append(st.InvalidSamples, fmt.Sprintf("row %d: %s: %s", st.RowsRead, h.sample, h.why))
 					}
 				}
 				continue
 			}
-			enc = appendString(enc[:0], key)
+			enc = appendString(enc[:0], b.str(h.start, h.end))
 			e := entry{}
-			e.hi, e.lo = entryFP(state.FingerprintBytes(enc[len(enc)-len(key):]))
-			for j := range values {
-				if c := &cells[1+j]; c.text {
-					values[j] = sanitizeField(b.str(c))
+			e.hi, e.lo = entryFP(h.fp)
+			for j, c := range b.cells[i*nf : (i+1)*nf] {
+				if c.text {
+					values[j] = sanitizeField(b.str(c.start, c.end))
 				} else {
 					values[j] = renderField(c.v)
 				}

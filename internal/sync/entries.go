@@ -278,20 +278,23 @@ func (s *entrySorter) finish() (entryIter, error) {
 		s.tmp = nil
 		return &entrySlice{es: s.buf}, nil
 	}
-	if len(s.buf) > 0 {
-		if err := s.spill(); err != nil {
-			return nil, err
-		}
-	}
-	s.buf, s.tmp = nil, nil
+	// The last buffer is merged from memory, not spilled.
+	s.sortBuf()
+	s.tmp = nil
 	m := &entryMerge{}
-	for i, path := range s.runs {
-		f, err := os.Open(path)
-		if err != nil {
-			_ = m.close()
-			return nil, fmt.Errorf("merging sorted rows: %w", err)
+	for i := range len(s.runs) + 1 {
+		c := &entryCursor{run: i}
+		if i < len(s.runs) {
+			f, err := os.Open(s.runs[i])
+			if err != nil {
+				_ = m.close()
+				return nil, fmt.Errorf("merging sorted rows: %w", err)
+			}
+			c.r, c.f = bufio.NewReaderSize(f, 64<<10), f
+		} else {
+			c.mem = s.buf
+			s.buf = nil
 		}
-		c := &entryCursor{r: bufio.NewReaderSize(f, 64<<10), f: f, run: i}
 		m.cursors = append(m.cursors, c)
 		ok, err := c.advance()
 		if err != nil {
@@ -336,15 +339,25 @@ func (it *entrySlice) next() (entry, bool, error) {
 
 func (it *entrySlice) close() error { it.es = nil; return nil }
 
+// entryCursor reads a run: a file, or the sorted entries left in memory
+// (mem, when f is nil).
 type entryCursor struct {
 	r   *bufio.Reader
 	f   *os.File
+	mem []entry
 	run int
 	cur entry
 	b   [entrySize]byte
 }
 
 func (c *entryCursor) advance() (bool, error) {
+	if c.f == nil {
+		if len(c.mem) == 0 {
+			return false, nil
+		}
+		c.cur, c.mem = c.mem[0], c.mem[1:]
+		return true, nil
+	}
 	_, err := io.ReadFull(c.r, c.b[:])
 	switch {
 	case errors.Is(err, io.EOF):
@@ -398,7 +411,9 @@ func (m *entryMerge) next() (entry, bool, error) {
 func (m *entryMerge) close() error {
 	var errs []error
 	for _, c := range m.cursors {
-		errs = append(errs, c.f.Close())
+		if c.f != nil {
+			errs = append(errs, c.f.Close())
+		}
 	}
 	m.cursors, m.h = nil, nil
 	return errors.Join(errs...)

@@ -93,6 +93,52 @@ func plainKey(s string) bool {
 // shape local@domain.tld: Marketo, not listsync, is the judge of deliverable
 // addresses, but values that cannot be an address at all are never sent.
 func checkEmail(s string) string {
+	if plainEmail(s) {
+		return ""
+	}
+	return checkEmailSlow(s)
+}
+
+// plainEmail reports, in one pass, that s is an ASCII address checkEmail
+// accepts: it returns false for anything else (non-ASCII addresses
+// included), which checkEmailSlow then judges and explains.
+func plainEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at > 64 || at == len(s)-1 {
+		return false
+	}
+	prev := byte('.') // a dot first, last or doubled is misplaced
+	for i := range at {
+		c := s[i]
+		if c >= utf8.RuneSelf || badLocalASCII(c) || c == '.' && prev == '.' {
+			return false
+		}
+		prev = c
+	}
+	if prev == '.' {
+		return false
+	}
+	dots, label := 0, at+1
+	for i := at + 1; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		if i == label || s[label] == '-' || s[i-1] == '-' {
+			return false
+		}
+		if i < len(s) {
+			dots++
+		}
+		label = i + 1
+	}
+	return dots > 0
+}
+
+// checkEmailSlow is checkEmail for any input, with the reason.
+func checkEmailSlow(s string) string {
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
 		return "not an email address (no @)"

@@ -140,6 +140,10 @@ func FuzzNormalizeEmail(f *testing.F) {
 	}
 	rule := newKeyRule("email")
 	f.Fuzz(func(t *testing.T, s string) {
+		// The one-pass check accepts only what the full check accepts.
+		if plainEmail(s) && checkEmailSlow(s) != "" {
+			t.Fatalf("plainEmail accepts %q, which checkEmailSlow rejects: %s", s, checkEmailSlow(s))
+		}
 		got, why := rule.normalize(s)
 		if why != "" {
 			if got != "" {
@@ -206,4 +210,26 @@ func FuzzRenderField(f *testing.F) {
 			t.Fatalf("rendering %q is not stable: %q then %q", s, got, again)
 		}
 	})
+}
+
+// TestPlainEmailAgreesWithTheFullCheck runs the one-pass check and the full
+// one over addresses valid and broken in every way the full check knows.
+func TestPlainEmailAgreesWithTheFullCheck(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"a@x.com", "first.last+tag@sub.example.co.uk", "x@1.2", "a-b@a-b.c-d", "o'neil@x.io",
+		"@x.com", "a@", "a@x", "a@.x.com", "a@x..com", "a@x.com.", "a@-x.com", "a@x-.com", ".a@x.com",
+		"a.@x.com", "a..b@x.com", "a b@x.com", "a\"b@x.com", "a@b@x.com", "a@x_y.com", "a@x.c\u00f6m",
+		"zo\u00eb@x.com", strings.Repeat("l", 64) + "@x.com", strings.Repeat("l", 65) + "@x.com",
+		"a\x7f@x.com", "a\t@x.com", "a@X.com",
+	} {
+		slow := checkEmailSlow(s)
+		if plainEmail(s) {
+			require.Empty(t, slow, "plainEmail accepts %q", s)
+		}
+		require.Equal(t, slow, checkEmail(s), "checkEmail(%q)", s)
+		if slow == "" && s == strings.ToLower(s) && !strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			require.True(t, plainEmail(s), "a plain ASCII address takes the fast path: %q", s)
+		}
+	}
 }
