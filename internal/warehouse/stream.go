@@ -50,6 +50,9 @@ type TextRows interface {
 	Text(i int) ([]byte, bool)
 	// Value returns Values()[i] without converting the row's other values.
 	Value(i int) any
+	// IsText reports whether Text gives the bytes of every non-NULL value
+	// of column i.
+	IsText(i int) bool
 }
 
 // Stream implements [Rows] over a backend's [Cursor]. It keeps what every
@@ -126,6 +129,9 @@ func (s *Stream) Text(i int) ([]byte, bool) {
 	}
 	return s.raw[i], true
 }
+
+// IsText implements [TextRows].
+func (s *Stream) IsText(i int) bool { return s.tcur != nil && s.text[i] }
 
 // Value implements [TextRows].
 func (s *Stream) Value(i int) any {

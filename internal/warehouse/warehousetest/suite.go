@@ -90,15 +90,21 @@ func (s *suite) testSingleValues(t *testing.T) {
 	require.NoError(t, err)
 	defer rows.Close()
 	tr, ok := rows.(warehouse.TextRows)
-	require.True(t, ok, "the backend's rows implement warehouse.TextRows")
+	if !ok {
+		t.Skip("the backend's rows do not implement warehouse.TextRows; readers use Values")
+	}
 	cols := rows.Columns()
 	var got [][]any
 	for rows.Next() {
 		row := make([]any, len(cols))
 		for i := len(cols) - 1; i >= 0; i-- {
 			row[i] = tr.Value(i)
-			if b, ok := tr.Text(i); ok {
+			b, ok := tr.Text(i)
+			if ok {
 				require.Equal(t, row[i], string(b), "column %s: Text and Value agree", cols[i])
+			}
+			if tr.IsText(i) {
+				require.Equal(t, row[i] != nil, ok, "column %s is text: Text gives every non-NULL value", cols[i])
 			}
 		}
 		require.Equal(t, row, rows.Values(), "Value and Values agree")
