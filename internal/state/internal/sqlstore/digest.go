@@ -93,47 +93,58 @@ func (r *ChunkReader) Next() (*state.DigestEntry, error) {
 		}
 		return nil, nil
 	}
-	d, off := r.data, r.off
+	d := r.data[r.off:]
+	if len(d) < state.FingerprintSize+4 { // hash length, lead ID, key length, one key byte
+		return nil, r.truncated()
+	}
 	e := &r.entry
-	if len(d)-off < state.FingerprintSize {
+	e.FP = [state.FingerprintSize]byte(d[:state.FingerprintSize])
+	n, i := uvarint(d, state.FingerprintSize)
+	if i < 0 {
 		return nil, r.truncated()
 	}
-	e.FP = [state.FingerprintSize]byte(d[off : off+state.FingerprintSize])
-	off += state.FingerprintSize
-	n, k := binary.Uvarint(d[off:])
-	if k <= 0 {
-		return nil, r.truncated()
-	}
-	off += k
 	if n == 0 {
 		e.FieldsHash = nil
 	} else {
-		n--
-		if n > uint64(len(d)-off) {
+		if n-1 > uint64(len(d)-i) {
 			return nil, r.truncated()
 		}
-		end := off + int(n)
-		e.FieldsHash = d[off:end:end]
-		off = end
+		end := i + int(n-1)
+		e.FieldsHash = d[i:end:end]
+		i = end
 	}
-	e.LeadID, k = binary.Varint(d[off:])
-	if k <= 0 {
+	var id uint64
+	if id, i = uvarint(d, i); i < 0 {
 		return nil, r.truncated()
 	}
-	off += k
-	n, k = binary.Uvarint(d[off:])
-	if k <= 0 || n > uint64(len(d)-off-k) {
+	e.LeadID = int64(id>>1) ^ -int64(id&1) // zigzag, as binary.PutVarint
+	if n, i = uvarint(d, i); i < 0 || n > uint64(len(d)-i) {
 		return nil, r.truncated()
 	}
 	if n == 0 {
 		return nil, fmt.Errorf("%w: entry with an empty key", ErrCorruptDigest)
 	}
-	off += k
-	end := off + int(n)
-	e.Key = d[off:end:end]
-	r.off = end
+	end := i + int(n)
+	e.Key = d[i:end:end]
+	r.off += end
 	r.left--
 	return e, nil
+}
+
+// uvarint decodes the uvarint at d[i:] as binary.Uvarint does (leniently:
+// bits beyond 64 are dropped), returning it and the index after it, or
+// -1 when d ends first. Unlike binary.Uvarint it is inlined.
+func uvarint(d []byte, i int) (uint64, int) {
+	var x uint64
+	for s := uint(0); i < len(d) && s < 70; s += 7 {
+		b := d[i]
+		i++
+		if b < 0x80 {
+			return x | uint64(b)<<s, i
+		}
+		x |= uint64(b&0x7f) << s
+	}
+	return 0, -1
 }
 
 func (r *ChunkReader) truncated() error {
@@ -216,6 +227,10 @@ type DigestSource struct {
 	// FoldedFunc, when set, receives each page of delta entries once all
 	// of them have been merged, before the next page is read.
 	FoldedFunc func(ctx context.Context, page []DeltaEntry) error
+	// ConcurrentChunks reports that ChunkFunc may run in a goroutine of its
+	// own alongside the other functions: the merge then reads the next
+	// chunk while it decodes one (holding two chunks in memory).
+	ConcurrentChunks bool
 }
 
 // errStopped stands for an error of ScanDigest's fn inside MergeDigest.
@@ -263,6 +278,10 @@ func CompactDigest(ctx context.Context, src DigestSource, write func(data []byte
 // otherwise. An error from emit is returned as is.
 func MergeDigest(ctx context.Context, src DigestSource, emit func(*state.DigestEntry) error) error {
 	base := baseIter{src: src, seq: -1}
+	if src.ConcurrentChunks {
+		base.pf = startPrefetch(ctx, src.ChunkFunc)
+		defer base.pf.close()
+	}
 	delta := deltaIter{src: src}
 	if err := base.next(ctx); err != nil {
 		return err
@@ -281,7 +300,7 @@ func MergeDigest(ctx context.Context, src DigestSource, emit func(*state.DigestE
 		case b == nil:
 			c = 1
 		case d != nil:
-			c = bytes.Compare(b.FP[:], d.FP[:])
+			c = fpCompare(&b.FP, &d.FP)
 		}
 		if c < 0 {
 			if err := emit(b); err != nil {
@@ -321,6 +340,7 @@ type baseIter struct {
 	cur     *state.DigestEntry // nil at the end
 	prev    [state.FingerprintSize]byte
 	started bool
+	pf      *prefetcher // nil unless src.ConcurrentChunks
 }
 
 func (it *baseIter) next(ctx context.Context) error {
@@ -330,13 +350,19 @@ func (it *baseIter) next(ctx context.Context) error {
 			return fmt.Errorf("reading digest chunk %d: %w", it.seq, err)
 		}
 		if e != nil {
-			if it.started && bytes.Compare(it.prev[:], e.FP[:]) >= 0 {
+			if it.started && !fpLess(&it.prev, &e.FP) {
 				return fmt.Errorf("%w: chunk %d holds fingerprint %x after %x", ErrCorruptDigest, it.seq, e.FP, it.prev)
 			}
 			it.prev, it.started, it.cur = e.FP, true, e
 			return nil
 		}
-		seq, data, ok, err := it.src.ChunkFunc(ctx, it.seq, it.buf)
+		var c fetchedChunk
+		if it.pf != nil {
+			c = it.pf.next(it.buf)
+		} else {
+			c.seq, c.data, c.ok, c.err = it.src.ChunkFunc(ctx, it.seq, it.buf)
+		}
+		seq, data, ok, err := c.seq, c.data, c.ok, c.err
 		if err != nil {
 			return fmt.Errorf("reading digest chunk after %d: %w", it.seq, err)
 		}
@@ -349,6 +375,68 @@ func (it *baseIter) next(ctx context.Context) error {
 			return fmt.Errorf("reading digest chunk %d: %w", seq, err)
 		}
 	}
+}
+
+// prefetcher reads a snapshot's chunks one ahead of the merge, in a
+// goroutine of its own. Two buffers circulate between them: the merge
+// decodes one while the goroutine fills the other.
+type prefetcher struct {
+	free chan []byte
+	out  chan fetchedChunk
+	stop chan struct{}
+	done chan struct{}
+}
+
+type fetchedChunk struct {
+	seq  int64
+	data []byte
+	ok   bool
+	err  error
+}
+
+func startPrefetch(ctx context.Context, chunkFunc func(context.Context, int64, []byte) (int64, []byte, bool, error)) *prefetcher {
+	p := &prefetcher{free: make(chan []byte, 2), out: make(chan fetchedChunk, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	p.free <- nil
+	go p.run(ctx, chunkFunc)
+	return p
+}
+
+func (p *prefetcher) run(ctx context.Context, chunkFunc func(context.Context, int64, []byte) (int64, []byte, bool, error)) {
+	defer close(p.done)
+	after := int64(-1)
+	for {
+		var buf []byte
+		select {
+		case buf = <-p.free:
+		case <-p.stop:
+			return
+		}
+		var c fetchedChunk
+		c.seq, c.data, c.ok, c.err = chunkFunc(ctx, after, buf)
+		select {
+		case p.out <- c:
+		case <-p.stop:
+			return
+		}
+		if !c.ok || c.err != nil {
+			return
+		}
+		after = c.seq
+	}
+}
+
+// next hands the buffer of the chunk the merge is done with (nil for the
+// first) back to the goroutine, and returns the next chunk. It must not be
+// called again once it returned the end or an error.
+func (p *prefetcher) next(done []byte) fetchedChunk {
+	p.free <- done
+	return <-p.out
+}
+
+// close stops the goroutine and waits for it.
+func (p *prefetcher) close() {
+	close(p.stop)
+	<-p.done
 }
 
 // deltaIter walks a snapshot's delta, page by page.
@@ -400,7 +488,7 @@ func (it *deltaIter) fill(ctx context.Context) error {
 	}
 	for i := range page {
 		d := &page[i]
-		if it.started && bytes.Compare(it.prev[:], d.FP[:]) >= 0 {
+		if it.started && !fpLess(&it.prev, &d.FP) {
 			return fmt.Errorf("%w: delta holds fingerprint %x after %x", ErrCorruptDigest, d.FP, it.prev)
 		}
 		if len(d.Key) == 0 || state.FingerprintBytes(d.Key) != d.FP {
@@ -411,3 +499,25 @@ func (it *deltaIter) fill(ctx context.Context) error {
 	it.page, it.i, it.last = page, 0, len(page) < DeltaPageSize
 	return nil
 }
+
+// fpCompare compares two fingerprints bytewise, as two machine words.
+func fpCompare(a, b *[state.FingerprintSize]byte) int {
+	a0, b0 := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if a0 != b0 {
+		if a0 < b0 {
+			return -1
+		}
+		return 1
+	}
+	a1, b1 := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
+	switch {
+	case a1 < b1:
+		return -1
+	case a1 > b1:
+		return 1
+	}
+	return 0
+}
+
+// fpLess reports whether a comes bytewise before b.
+func fpLess(a, b *[state.FingerprintSize]byte) bool { return fpCompare(a, b) < 0 }

@@ -313,12 +313,50 @@ func TestMergeDigestPages(t *testing.T) {
 	slices.SortFunc(m.delta, func(a, b DeltaEntry) int { return bytes.Compare(a.FP[:], b.FP[:]) })
 	m.chunks = encode(t, base)
 	require.Greater(t, len(m.chunks), 3)
-	got, err := scanAll(t, m.source())
-	require.NoError(t, err)
-	require.Equal(t, len(want), len(got))
-	require.Equal(t, want, got)
-	require.Greater(t, m.pages, 2)
-	require.Len(t, m.folded, len(m.delta))
+	for _, concurrent := range []bool{false, true} {
+		m.pages, m.folded = 0, nil
+		src := m.source()
+		src.ConcurrentChunks = concurrent
+		got, err := scanAll(t, src)
+		require.NoError(t, err)
+		require.Equal(t, len(want), len(got))
+		require.Equal(t, want, got)
+		require.Greater(t, m.pages, 2)
+		require.Len(t, m.folded, len(m.delta))
+	}
+}
+
+func TestMergeDigestPrefetchStops(t *testing.T) {
+	t.Parallel()
+	var es []state.DigestEntry
+	for i := range 3 * ChunkEntriesMax {
+		es = append(es, entry(fmt.Sprint(i), 1, nil))
+	}
+	sortByFP(es)
+	m := &memSource{chunks: encode(t, es)}
+	src := m.source()
+	src.ConcurrentChunks = true
+	stop := errors.New("stop")
+	for _, at := range []int{1, ChunkEntriesMax, ChunkEntriesMax + 1, len(es)} {
+		var n int
+		err := ScanDigest(t.Context(), "s", src, func(*state.DigestEntry) error {
+			if n++; n == at {
+				return stop
+			}
+			return nil
+		})
+		require.Same(t, stop, err)
+	}
+	boom := errors.New("boom")
+	inner := src.ChunkFunc
+	src.ChunkFunc = func(ctx context.Context, after int64, buf []byte) (int64, []byte, bool, error) {
+		if after == 1 {
+			return 0, nil, false, boom
+		}
+		return inner(ctx, after, buf)
+	}
+	_, err := scanAll(t, src)
+	require.ErrorIs(t, err, boom)
 }
 
 func TestMergeDigestCorrupt(t *testing.T) {
