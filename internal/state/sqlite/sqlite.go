@@ -30,6 +30,11 @@ const LockTTLDefault = 30 * time.Second
 // BusyTimeoutDefault is the default [Config.BusyTimeout].
 const BusyTimeoutDefault = 10 * time.Second
 
+// readMmapSize is how much of the database file the read connections map
+// into memory: reading the digest's blobs through the map instead of one
+// read(2) per 4 KiB page makes a ScanDigest about a third faster.
+const readMmapSize = 1 << 30
+
 // tickRetention is how long claimed ticks are kept.
 const tickRetention = 7 * 24 * time.Hour
 
@@ -113,6 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		rq[k] = append([]string(nil), v...)
 	}
 	rq.Add("_pragma", "query_only(1)")
+	rq.Add("_pragma", fmt.Sprintf("mmap_size(%d)", readMmapSize))
 	s.r, err = sql.Open("sqlite", base+"?"+rq.Encode())
 	if err != nil {
 		_ = s.w.Close()
@@ -143,12 +149,27 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, f.SQL); err != nil {
 				return err
 			}
+			if step := migrationStep(f.Version); step != nil {
+				if err := step(ctx, tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`, f.Version, micros(s.cfg.Now()))
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("applying migration %s: %w", f.Name, err)
 		}
+	}
+	return nil
+}
+
+// migrationStep returns the Go step of a migration, run after its SQL in
+// its transaction, for what SQL cannot do in SQLite; nil for most.
+func migrationStep(version int) func(context.Context, *sql.Tx) error {
+	switch version {
+	case 3:
+		return backfillDigest
 	}
 	return nil
 }
@@ -185,6 +206,9 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 				if _, err := tx.ExecContext(ctx, q, syncName); err != nil {
 					return err
 				}
+			}
+			if err := clearDigest(ctx, tx, syncName); err != nil {
+				return err
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO bindings (sync_name, list_ref, list_id, bound_at, needs_resync)
 				VALUES (?, ?, ?, ?, 1)
@@ -339,6 +363,9 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 			_, err := delRejectStmt.ExecContext(ctx, syncName, key)
 			return err
 		}
+		// Every key whose member row this batch inserts, changes or
+		// deletes goes to the digest's delta.
+		delta := deltaWriter{syncName: syncName}
 		if len(b.Confirmed) > 0 {
 			up, err := tx.PrepareContext(ctx, `INSERT INTO members (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
 				VALUES (?, ?, ?, ?, ?)
@@ -354,6 +381,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				if _, err := up.ExecContext(ctx, syncName, m.Key, nullID(m.LeadID), m.FieldsHash, at); err != nil {
 					return err
 				}
+				delta.touch(m.Key)
 				if m.Pending() {
 					continue // a key in doubt keeps its reject
 				}
@@ -369,8 +397,14 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 			}
 			defer del.Close()
 			for _, k := range b.Removed {
-				if _, err := del.ExecContext(ctx, syncName, k); err != nil {
+				res, err := del.ExecContext(ctx, syncName, k)
+				if err != nil {
 					return err
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n > 0 {
+					delta.touch(k)
 				}
 				if err := delReject(k); err != nil {
 					return err
@@ -407,10 +441,17 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 					bo.Base.Microseconds(), bo.MaxDoublings(), bo.Max.Microseconds()); err != nil {
 					return err
 				}
-				if r.Op == state.OpAdd {
-					if _, err := delPending.ExecContext(ctx, syncName, r.Key, []byte(state.PendingHash)); err != nil {
-						return err
-					}
+				if r.Op != state.OpAdd {
+					continue
+				}
+				res, err := delPending.ExecContext(ctx, syncName, r.Key, []byte(state.PendingHash))
+				if err != nil {
+					return err
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n > 0 {
+					delta.touch(r.Key)
 				}
 			}
 		}
@@ -419,7 +460,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				return err
 			}
 		}
-		return nil
+		return delta.flush(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("applying batch to sync %q: %w", syncName, err)
@@ -435,6 +476,11 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE sync_name = ?`, syncName); err != nil {
 			return err
 		}
+		// The digest starts over: every member put goes to its delta.
+		if err := clearDigest(ctx, tx, syncName); err != nil {
+			return err
+		}
+		delta := deltaWriter{syncName: syncName}
 		if _, err := tx.ExecContext(ctx, `UPDATE bindings SET needs_resync = 0 WHERE sync_name = ?`, syncName); err != nil {
 			return err
 		}
@@ -455,8 +501,9 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 				if _, err := up.ExecContext(ctx, syncName, m.Key, nullID(m.LeadID), ts); err != nil {
 					return err
 				}
+				delta.touch(m.Key)
 			}
-			return nil
+			return delta.flush(ctx, tx)
 		})
 	})
 	if err != nil {
@@ -477,7 +524,7 @@ func (s *Store) Reset(ctx context.Context, syncName string) error {
 				return err
 			}
 		}
-		return nil
+		return clearDigest(ctx, tx, syncName)
 	})
 	if err != nil {
 		return fmt.Errorf("resetting sync %q: %w", syncName, err)

@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -118,4 +120,51 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorContains(t, err, "no path")
 	_, err = sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "missing-dir", "x", "state.db")})
 	require.Error(t, err)
+}
+
+// TestMigrationBackfillsDigest opens a ledger written before the digest
+// existed (schema version 2): its members must all be in the digest.
+func TestMigrationBackfillsDigest(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	require.NoError(t, sqlite.MigrateToForTest(ctx, path, 2))
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	// More members than a page of the backfill, in two syncs, with every
+	// kind of lead ID and hash.
+	const n = 25_000
+	for i := range n {
+		sy, key := "old-a", fmt.Sprintf("user%05d@x.com", i)
+		if i%3 == 0 {
+			sy, key = "old-b", fmt.Sprintf("ü%05d@exämple.de", i)
+		}
+		var id, hash any
+		switch i % 4 {
+		case 0:
+			id, hash = int64(i+1), []byte("0123456789abcdef")
+		case 1:
+			hash = []byte(state.PendingHash)
+		case 2:
+			id = int64(i + 1)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO members (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
+			VALUES (?, ?, ?, ?, 1)`, sy, key, id, hash)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Commit())
+	require.NoError(t, db.Close())
+
+	s := open(t, path, nil)
+	defer s.Close()
+	for _, sy := range []string{"old-a", "old-b"} {
+		cnt, err := s.CountMembers(ctx, sy)
+		require.NoError(t, err)
+		require.Positive(t, cnt)
+		statetest.CheckDigest(t, s, sy)
+		require.NoError(t, s.CompactDigest(ctx, sy))
+		statetest.CheckDigest(t, s, sy)
+	}
 }

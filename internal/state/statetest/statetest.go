@@ -3,6 +3,7 @@
 package statetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,12 @@ func Exercise(t *testing.T, open OpenFunc) {
 		{"ConcurrentSyncs", testConcurrentSyncs},
 		{"LargeBatch", testLargeBatch},
 		{"Isolation", testIsolation},
+		{"DigestRandom", testDigestRandom},
+		{"DigestLarge", testDigestLarge},
+		{"DigestConcurrent", testDigestConcurrent},
+		{"DigestScanStopsOnError", testDigestScanStops},
+		{"DigestUnknownSync", testDigestUnknownSync},
+		{"DigestIsolation", testDigestIsolation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,6 +143,7 @@ func testBindList(t *testing.T, s state.Store, _ OpenFunc) {
 
 	require.NoError(t, s.ApplyBatch(c, "bind", confirm("a@x.com", "b@x.com")))
 	require.NoError(t, s.ApplyBatch(c, "bind", state.Batch{At: at, Rejected: []state.Rejection{{Key: "c@x.com", Op: state.OpAdd, Code: "1004", Reason: "nope"}}}))
+	require.NoError(t, s.CompactDigest(c, "bind"))
 
 	changed, err = s.BindList(c, "bind", `"List" in folder "F"`, 10)
 	require.NoError(t, err)
@@ -146,6 +154,7 @@ func testBindList(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, err)
 	require.Equal(t, `"List" in folder "F"`, b.ListRef)
 	require.False(t, b.NeedsResync, "an unchanged binding keeps its resync")
+	CheckDigest(t, s, "bind")
 
 	changed, err = s.BindList(c, "bind", "id 11", 11)
 	require.NoError(t, err)
@@ -158,6 +167,9 @@ func testBindList(t *testing.T, s state.Store, _ OpenFunc) {
 	n, err := s.CountMembers(c, "bind")
 	require.NoError(t, err)
 	require.Zero(t, n)
+	require.Empty(t, digest(t, s, "bind"), "a new binding clears the digest")
+	require.NoError(t, s.ApplyBatch(c, "bind", confirm("d@x.com")))
+	checkDigestCompacted(t, s, "bind")
 }
 
 func testKeyOrder(t *testing.T, s state.Store, _ OpenFunc) {
@@ -191,6 +203,7 @@ func testKeyOrder(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, err)
 	require.Len(t, list, 3)
 	require.Equal(t, "r"+want[0], list[0].Key)
+	checkDigestCompacted(t, s, "order")
 }
 
 func testApplyBatch(t *testing.T, s state.Store, _ OpenFunc) {
@@ -207,6 +220,7 @@ func testApplyBatch(t *testing.T, s state.Store, _ OpenFunc) {
 	require.Equal(t, state.Member{Key: "b@x.com", ConfirmedAt: at}, got[1])
 	require.Nil(t, got[1].FieldsHash, "an unknown hash stays unknown")
 	require.EqualValues(t, 3, got[2].LeadID)
+	checkDigestCompacted(t, s, sy)
 
 	// Rejects for keys that are then confirmed or removed disappear.
 	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: at, Rejected: []state.Rejection{
@@ -239,6 +253,7 @@ func testApplyBatch(t *testing.T, s state.Store, _ OpenFunc) {
 	require.EqualValues(t, 3, n)
 
 	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: later}), "an empty batch is fine")
+	checkDigestCompacted(t, s, sy)
 }
 
 // testPending: a key marked pending before a push keeps its reject (so a
@@ -257,7 +272,9 @@ func testPending(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: at,
 		Confirmed: []state.Member{{Key: "kept@x.com", LeadID: 7, FieldsHash: []byte{7}}},
 		Rejected:  []state.Rejection{{Key: "retry@x.com", Op: state.OpAdd, Code: "1006", Reason: "r"}}}))
+	require.NoError(t, s.CompactDigest(c, sy))
 	require.NoError(t, s.ApplyBatch(c, sy, pending("kept@x.com", "new@x.com", "retry@x.com", "refused@x.com")))
+	checkDigestCompacted(t, s, sy)
 	got := members(t, s, sy)
 	require.Equal(t, []string{"kept@x.com", "new@x.com", "refused@x.com", "retry@x.com"}, keysOf(got))
 	for _, m := range got {
@@ -291,6 +308,7 @@ func testPending(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: later,
 		Rejected: []state.Rejection{{Key: "gone@x.com", Op: state.OpRemove, Code: "1013", Reason: "r"}}}))
 	require.Equal(t, []string{"gone@x.com", "new@x.com"}, keysOf(members(t, s, sy)))
+	checkDigestCompacted(t, s, sy)
 }
 
 func testBatchValidation(t *testing.T, s state.Store, _ OpenFunc) {
@@ -352,6 +370,7 @@ func testRejectBackoff(t *testing.T, s state.Store, _ OpenFunc) {
 		Rejected: []state.Rejection{{Key: "k", Op: state.OpAdd, Code: "1", Reason: "r"}}}))
 	rs := rejects(t, s, "backoff-default")
 	require.Equal(t, at.Add(state.BackoffDefault.Base), rs[0].NextAttemptAt)
+	checkDigestCompacted(t, s, sy)
 }
 
 func testReplaceMembers(t *testing.T, s state.Store, _ OpenFunc) {
@@ -359,6 +378,7 @@ func testReplaceMembers(t *testing.T, s state.Store, _ OpenFunc) {
 	const sy = "replace"
 	require.NoError(t, s.ApplyBatch(c, sy, confirm("old@x.com", "kept@x.com")))
 	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: at, Rejected: []state.Rejection{{Key: "r@x.com", Op: state.OpAdd, Code: "1", Reason: "r"}}}))
+	require.NoError(t, s.CompactDigest(c, sy))
 	later := at.Add(time.Minute)
 	require.NoError(t, s.ReplaceMembers(c, sy, later, func(put func([]state.Member) error) error {
 		if err := put([]state.Member{{Key: "kept@x.com", LeadID: 7}, {Key: "dup@x.com", LeadID: 8}, {Key: "same@x.com", LeadID: 5}}); err != nil {
@@ -381,15 +401,20 @@ func testReplaceMembers(t *testing.T, s state.Store, _ OpenFunc) {
 		{Key: "twice@x.com", LeadID: 0, ConfirmedAt: later},
 	}, got, "old members are gone, hashes are unknown, keys of several leads have no single lead ID")
 	require.Len(t, rejects(t, s, sy), 1, "rejects are kept")
+	checkDigestCompacted(t, s, sy)
 
 	require.NoError(t, s.ReplaceMembers(c, sy, later, func(func([]state.Member) error) error { return nil }))
 	require.Empty(t, members(t, s, sy), "an empty list empties the ledger")
+	checkDigestCompacted(t, s, sy)
 }
 
 func testReplaceRollback(t *testing.T, s state.Store, _ OpenFunc) {
 	c := ctx(t)
 	const sy = "replace-rollback"
 	require.NoError(t, s.ApplyBatch(c, sy, confirm("a@x.com", "b@x.com")))
+	require.NoError(t, s.CompactDigest(c, sy))
+	require.NoError(t, s.ApplyBatch(c, sy, state.Batch{At: at, Removed: []string{"b@x.com"}}))
+	require.NoError(t, s.ApplyBatch(c, sy, confirm("b@x.com")))
 	boom := errors.New("boom")
 	err := s.ReplaceMembers(c, sy, at, func(put func([]state.Member) error) error {
 		if err := put([]state.Member{{Key: "c@x.com", LeadID: 3}}); err != nil {
@@ -404,6 +429,7 @@ func testReplaceRollback(t *testing.T, s state.Store, _ OpenFunc) {
 	})
 	require.ErrorContains(t, err, "empty key")
 	require.Len(t, members(t, s, sy), 2)
+	checkDigestCompacted(t, s, sy)
 }
 
 func testReset(t *testing.T, s state.Store, _ OpenFunc) {
@@ -418,8 +444,12 @@ func testReset(t *testing.T, s state.Store, _ OpenFunc) {
 	run.Status, run.EndedAt = state.RunSucceeded, at.Add(time.Second)
 	require.NoError(t, s.FinishRun(c, run))
 	require.NoError(t, s.ApplyBatch(c, sy+"-other", confirm("a@x.com")))
+	require.NoError(t, s.CompactDigest(c, sy))
+	require.NoError(t, s.ApplyBatch(c, sy, confirm("b@x.com")))
 
 	require.NoError(t, s.Reset(c, sy))
+	require.Empty(t, digest(t, s, sy), "a reset clears the digest")
+	checkDigestCompacted(t, s, sy+"-other")
 	require.Empty(t, members(t, s, sy))
 	require.Empty(t, rejects(t, s, sy))
 	_, ok, err := s.Binding(c, sy)
@@ -432,6 +462,8 @@ func testReset(t *testing.T, s state.Store, _ OpenFunc) {
 	changed, err := s.BindList(c, sy, "id 1", 1)
 	require.NoError(t, err)
 	require.True(t, changed, "after a reset the next binding starts over")
+	require.NoError(t, s.ApplyBatch(c, sy, confirm("c@x.com")))
+	checkDigestCompacted(t, s, sy)
 }
 
 func testRuns(t *testing.T, s state.Store, _ OpenFunc) {
@@ -694,6 +726,16 @@ func testConcurrentSyncs(t *testing.T, s state.Store, _ OpenFunc) {
 					t.Errorf("scanning: %v", err)
 					return
 				}
+				if err := s.ScanDigest(c, sy, func(*state.DigestEntry) error { return nil }); err != nil {
+					t.Errorf("scanning digest: %v", err)
+					return
+				}
+				if j%3 == 0 {
+					if err := s.CompactDigest(c, sy); err != nil {
+						t.Errorf("compacting: %v", err)
+						return
+					}
+				}
 			}
 		}()
 	}
@@ -702,6 +744,7 @@ func testConcurrentSyncs(t *testing.T, s state.Store, _ OpenFunc) {
 		n, err := s.CountMembers(c, fmt.Sprintf("concurrent-%d", i))
 		require.NoError(t, err)
 		require.EqualValues(t, 500, n)
+		checkDigestCompacted(t, s, fmt.Sprintf("concurrent-%d", i))
 	}
 }
 
@@ -719,8 +762,11 @@ func testLargeBatch(t *testing.T, s state.Store, _ OpenFunc) {
 	require.NoError(t, s.ApplyBatch(c, sy, b))
 	sort.Strings(want)
 	require.Equal(t, want, keysOf(members(t, s, sy)))
+	CheckDigest(t, s, sy) // from the delta alone, several pages of it
+	require.NoError(t, s.CompactDigest(c, sy))
 	rm := state.Batch{At: at, Removed: want[:n/2]}
 	require.NoError(t, s.ApplyBatch(c, sy, rm))
+	CheckDigest(t, s, sy)
 	cnt, err := s.CountMembers(c, sy)
 	require.NoError(t, err)
 	require.EqualValues(t, n/2, cnt)
@@ -739,15 +785,20 @@ func testLargeBatch(t *testing.T, s state.Store, _ OpenFunc) {
 	cnt, err = s.CountMembers(c, sy)
 	require.NoError(t, err)
 	require.EqualValues(t, n, cnt)
+	checkDigestCompacted(t, s, sy)
 }
 
 func testIsolation(t *testing.T, s state.Store, _ OpenFunc) {
 	c := ctx(t)
 	require.NoError(t, s.ApplyBatch(c, "iso-a", confirm("a@x.com", "b@x.com")))
+	require.NoError(t, s.CompactDigest(c, "iso-a"))
 	require.NoError(t, s.ApplyBatch(c, "iso-b", confirm("b@x.com")))
+	require.NoError(t, s.CompactDigest(c, "iso-b"))
 	require.NoError(t, s.ApplyBatch(c, "iso-b", state.Batch{At: at, Removed: []string{"a@x.com"}}))
 	require.NoError(t, s.ReplaceMembers(c, "iso-b", at, func(func([]state.Member) error) error { return nil }))
 	require.Equal(t, []string{"a@x.com", "b@x.com"}, keysOf(members(t, s, "iso-a")), "syncs never see each other's rows")
+	checkDigestCompacted(t, s, "iso-a")
+	checkDigestCompacted(t, s, "iso-b")
 }
 
 // BenchApplyBatch100k benchmarks s committing one batch of 100,000 confirmed
@@ -764,4 +815,65 @@ func BenchApplyBatch100k(b *testing.B, s state.Store) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// CheckDigest asserts that s.ScanDigest gives exactly the members
+// s.ScanMembers gives (key, lead ID and fields hash, nil apart from empty),
+// in strictly increasing fingerprint order, each under its key's
+// fingerprint.
+func CheckDigest(t *testing.T, s state.Store, syncName string) {
+	t.Helper()
+	var want []state.DigestEntry
+	for _, m := range members(t, s, syncName) {
+		want = append(want, state.DigestEntry{FP: state.Fingerprint(m.Key), Key: []byte(m.Key), LeadID: m.LeadID, FieldsHash: m.FieldsHash})
+	}
+	slices.SortFunc(want, func(a, b state.DigestEntry) int { return bytes.Compare(a.FP[:], b.FP[:]) })
+	got := digest(t, s, syncName)
+	for i := range got {
+		require.Equal(t, state.Fingerprint(string(got[i].Key)), got[i].FP, "entry %d (%q) is not under its key's fingerprint", i, got[i].Key)
+		if i > 0 {
+			require.Negative(t, bytes.Compare(got[i-1].FP[:], got[i].FP[:]), "entry %d (%q) breaks the fingerprint order", i, got[i].Key)
+		}
+	}
+	if !equalDigests(want, got) {
+		require.Equal(t, want, got, "the digest of sync %q differs from its members", syncName)
+	}
+}
+
+// equalDigests compares as require.Equal does, only faster on large
+// digests.
+func equalDigests(a, b []state.DigestEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.FP != y.FP || !bytes.Equal(x.Key, y.Key) || x.LeadID != y.LeadID || !bytes.Equal(x.FieldsHash, y.FieldsHash) ||
+			(x.FieldsHash == nil) != (y.FieldsHash == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkDigestCompacted checks the digest of the sync before and after a
+// compaction, and after a second one (which finds nothing to fold).
+func checkDigestCompacted(t *testing.T, s state.Store, syncName string) {
+	t.Helper()
+	CheckDigest(t, s, syncName)
+	require.NoError(t, s.CompactDigest(ctx(t), syncName))
+	CheckDigest(t, s, syncName)
+	require.NoError(t, s.CompactDigest(ctx(t), syncName))
+	CheckDigest(t, s, syncName)
+}
+
+// digest returns the sync's digest, each entry copied out of the scan.
+func digest(t *testing.T, s state.Store, syncName string) []state.DigestEntry {
+	t.Helper()
+	var out []state.DigestEntry
+	require.NoError(t, s.ScanDigest(ctx(t), syncName, func(e *state.DigestEntry) error {
+		out = append(out, state.DigestEntry{FP: e.FP, Key: bytes.Clone(e.Key), LeadID: e.LeadID, FieldsHash: bytes.Clone(e.FieldsHash)})
+		return nil
+	}))
+	return out
 }
