@@ -8,13 +8,29 @@ import (
 	"github.com/listsync/listsync/internal/state/statetest"
 )
 
-// BenchmarkApplyBatch100k commits one batch of 100,000 confirmed adds, the
-// engine's default chunk.
-func BenchmarkApplyBatch100k(b *testing.B) {
+func openBench(b *testing.B) *postgres.Store {
+	b.Helper()
 	s, err := postgres.Open(b.Context(), postgres.Config{DSN: pgtest.DSN(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	statetest.BenchApplyBatch100k(b, s)
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// BenchmarkApplyBatch100k commits one batch of 100,000 confirmed adds, the
+// engine's default chunk.
+func BenchmarkApplyBatch100k(b *testing.B) {
+	statetest.BenchApplyBatch100k(b, openBench(b))
+}
+
+// BenchmarkScanDigest1M scans the compacted digest of 1,000,000 members.
+func BenchmarkScanDigest1M(b *testing.B) {
+	statetest.BenchScanDigest1M(b, openBench(b))
+}
+
+// BenchmarkCompactDigest1M compacts the digest of 1,000,000 members after
+// 1% of them changed.
+func BenchmarkCompactDigest1M(b *testing.B) {
+	statetest.BenchCompactDigest1M(b, openBench(b))
 }

@@ -49,6 +49,10 @@ type Store struct {
 	mu     stdsync.Mutex
 	held   map[*heldLock]struct{}
 	closed bool
+
+	// beforeFold, set by tests only, runs in CompactDigest between the
+	// reading of a delta page and the deletion of its folded rows.
+	beforeFold func(ctx context.Context) error
 }
 
 var _ state.Store = (*Store)(nil)
@@ -119,6 +123,11 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID int64) (bool, error) {
 	var changed bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The digest lock comes first, as in every transaction that takes
+		// it, so that two of them never wait for each other's rows.
+		if err := lockDigest(ctx, tx, syncName); err != nil {
+			return err
+		}
 		var cur int64
 		err := tx.QueryRow(ctx, `SELECT list_id FROM listsync_bindings WHERE sync_name = $1 FOR UPDATE`, syncName).Scan(&cur)
 		switch {
@@ -140,6 +149,9 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 			if _, err := tx.Exec(ctx, q, syncName); err != nil {
 				return err
 			}
+		}
+		if err := clearDigest(ctx, tx, syncName); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO listsync_bindings (sync_name, list_ref, list_id, bound_at, needs_resync)
 			VALUES ($1, $2, $3, $4, true)
@@ -274,6 +286,9 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 			Scan(&hasRejects); err != nil {
 			return fmt.Errorf("checking rejects: %w", err)
 		}
+		// The keys whose member row this batch inserts, changes or
+		// deletes, for the digest's delta.
+		touched := make([]string, 0, len(b.Confirmed))
 		if n := len(b.Confirmed); n > 0 {
 			keys := make([]string, n)
 			ids := make([]int64, n)
@@ -289,6 +304,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 					confirmed_at = excluded.confirmed_at`, syncName, keys, ids, hashes, b.At); err != nil {
 				return fmt.Errorf("upserting members: %w", err)
 			}
+			touched = append(touched, keys...)
 			if hasRejects {
 				// A key marked pending (in doubt) keeps its reject.
 				settled := make([]string, 0, n)
@@ -304,10 +320,12 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 			}
 		}
 		if len(b.Removed) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
-				syncName, b.Removed); err != nil {
+			deleted, err := deleteMembers(ctx, tx, `DELETE FROM listsync_members WHERE sync_name = $1 AND lead_key = ANY($2::text[])
+				RETURNING lead_key`, syncName, b.Removed)
+			if err != nil {
 				return fmt.Errorf("deleting removed members: %w", err)
 			}
+			touched = append(touched, deleted...)
 			if hasRejects {
 				if _, err := tx.Exec(ctx, `DELETE FROM listsync_rejects WHERE sync_name = $1 AND lead_key = ANY($2::text[])`,
 					syncName, b.Removed); err != nil {
@@ -350,10 +368,13 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				}
 			}
 			if len(adds) > 0 {
-				if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1 AND lead_key = ANY($2::text[]) AND fields_hash = $3`,
-					syncName, adds, []byte(state.PendingHash)); err != nil {
+				deleted, err := deleteMembers(ctx, tx, `DELETE FROM listsync_members
+					WHERE sync_name = $1 AND lead_key = ANY($2::text[]) AND fields_hash = $3 RETURNING lead_key`,
+					syncName, adds, []byte(state.PendingHash))
+				if err != nil {
 					return fmt.Errorf("deleting pending members of rejected adds: %w", err)
 				}
+				touched = append(touched, deleted...)
 			}
 		}
 		if len(b.Forget) > 0 {
@@ -362,7 +383,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 				return fmt.Errorf("forgetting rejects: %w", err)
 			}
 		}
-		return nil
+		return touchDigest(ctx, tx, syncName, touched)
 	})
 	if err != nil {
 		return fmt.Errorf("applying batch to sync %q: %w", syncName, err)
@@ -373,7 +394,14 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 // ReplaceMembers implements [state.Store].
 func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Time, fill func(put func([]state.Member) error) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockDigest(ctx, tx, syncName); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1`, syncName); err != nil {
+			return err
+		}
+		// The digest starts over: every member put goes to its delta.
+		if err := clearDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE listsync_bindings SET needs_resync = false WHERE sync_name = $1`, syncName); err != nil {
@@ -400,12 +428,14 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 				keys = append(keys, m.Key)
 				ids = append(ids, m.LeadID)
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO listsync_members AS m (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
+			if _, err := tx.Exec(ctx, `INSERT INTO listsync_members AS m (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
 				SELECT $1, k, nullif(l, 0), NULL, $4 FROM unnest($2::text[], $3::bigint[]) AS t(k, l)
 				ON CONFLICT (sync_name, lead_key) DO UPDATE SET
 					lead_id = CASE WHEN m.lead_id = excluded.lead_id THEN m.lead_id ELSE NULL END`,
-				syncName, keys, ids, at)
-			return err
+				syncName, keys, ids, at); err != nil {
+				return err
+			}
+			return touchDigest(ctx, tx, syncName, keys)
 		})
 	})
 	if err != nil {
@@ -417,6 +447,9 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 // Reset implements [state.Store].
 func (s *Store) Reset(ctx context.Context, syncName string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockDigest(ctx, tx, syncName); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM listsync_members WHERE sync_name = $1`,
 			`DELETE FROM listsync_rejects WHERE sync_name = $1`,
@@ -426,7 +459,7 @@ func (s *Store) Reset(ctx context.Context, syncName string) error {
 				return err
 			}
 		}
-		return nil
+		return clearDigest(ctx, tx, syncName)
 	})
 	if err != nil {
 		return fmt.Errorf("resetting sync %q: %w", syncName, err)
@@ -567,6 +600,16 @@ func (s *Store) Close() error {
 	}
 	s.pool.Close()
 	return errors.Join(errs...)
+}
+
+// deleteMembers runs a DELETE of members returning their keys, and returns
+// those keys.
+func deleteMembers(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // lockKey maps a sync's name onto an advisory lock key.

@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -87,4 +89,130 @@ func TestDeadSessionReleasesLock(t *testing.T) {
 		require.NoError(t, unlock(ctx))
 		return true
 	}, 10*time.Second, 50*time.Millisecond, "the lock dies with its session")
+}
+
+// TestMigrationBackfillsDigest opens a ledger written before the digest
+// existed (schema version 2): its members must all be in the digest, under
+// the fingerprints Postgres computes in SQL.
+func TestMigrationBackfillsDigest(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	require.NoError(t, postgres.MigrateToForTest(ctx, conn, 2))
+	// Two syncs, non-ASCII keys, and every kind of lead ID and hash.
+	const n = 25_000
+	var syncs, keys []string
+	var ids []*int64
+	var hashes [][]byte
+	for i := range n {
+		sy, key := "old-a", fmt.Sprintf("user%05d@x.com", i)
+		if i%3 == 0 {
+			sy, key = "old-b", fmt.Sprintf("ü%05d@exämple.de", i)
+		}
+		var id *int64
+		var hash []byte
+		switch i % 4 {
+		case 0:
+			id, hash = new(int64(i+1)), []byte("0123456789abcdef")
+		case 1:
+			hash = []byte(state.PendingHash)
+		case 2:
+			id = new(int64(i + 1))
+		}
+		syncs, keys, ids, hashes = append(syncs, sy), append(keys, key), append(ids, id), append(hashes, hash)
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO listsync_members (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
+		SELECT * , now() FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[])`, syncs, keys, ids, hashes)
+	require.NoError(t, err)
+
+	s := open(t, dsn)
+	defer s.Close()
+	for _, sy := range []string{"old-a", "old-b"} {
+		cnt, err := s.CountMembers(ctx, sy)
+		require.NoError(t, err)
+		require.Positive(t, cnt)
+		statetest.CheckDigest(t, s, sy)
+		require.NoError(t, s.CompactDigest(ctx, sy))
+		statetest.CheckDigest(t, s, sy)
+	}
+}
+
+// TestCompactionKeepsKeysChangedMeanwhile changes members while a
+// compaction is between reading the delta and deleting what it folded: a
+// writer that committed (a newer version of the key), one still holding
+// its rows (which the compaction must not wait for), and a new key. Each
+// change stays in the delta and the digest shows it.
+func TestCompactionKeepsKeysChangedMeanwhile(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	ctx := t.Context()
+	s := open(t, dsn)
+	defer s.Close()
+	other := open(t, dsn)
+	defer other.Close()
+	const sy = "meanwhile"
+	b := state.Batch{At: time.Now()}
+	for i := range 100 {
+		b.Confirmed = append(b.Confirmed, state.Member{Key: fmt.Sprintf("k%03d@x.com", i), LeadID: int64(i + 1), FieldsHash: []byte("old")})
+	}
+	require.NoError(t, s.ApplyBatch(ctx, sy, b))
+
+	held, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer held.Close(ctx)
+	var heldTx pgx.Tx
+	postgres.SetBeforeFoldForTest(s, func(ctx context.Context) error {
+		// A batch committed after the compaction read the delta.
+		if err := other.ApplyBatch(ctx, sy, state.Batch{At: time.Now(),
+			Confirmed: []state.Member{{Key: "k001@x.com", LeadID: 2, FieldsHash: []byte("new")}, {Key: "new@x.com", LeadID: 500}},
+			Removed:   []string{"k002@x.com"}}); err != nil {
+			return err
+		}
+		// A batch in flight, holding its delta row until after the
+		// compaction: done by hand, as ApplyBatch would.
+		var err error
+		if heldTx, err = held.Begin(ctx); err != nil {
+			return err
+		}
+		fp := state.Fingerprint("k003@x.com")
+		if _, err := heldTx.Exec(ctx, `UPDATE listsync_members SET fields_hash = 'held' WHERE sync_name = $1 AND lead_key = 'k003@x.com'`, sy); err != nil {
+			return err
+		}
+		_, err = heldTx.Exec(ctx, `UPDATE listsync_digest_delta SET version = version + 1 WHERE sync_name = $1 AND fp = $2`, sy, fp[:])
+		return err
+	})
+	done := make(chan error, 1)
+	go func() { done <- s.CompactDigest(ctx, sy) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the compaction waited for a writer's rows")
+	}
+	postgres.SetBeforeFoldForTest(s, nil)
+	require.NoError(t, heldTx.Commit(ctx))
+
+	var left []string
+	rows, err := held.Query(ctx, `SELECT lead_key FROM listsync_digest_delta WHERE sync_name = $1 ORDER BY lead_key`, sy)
+	require.NoError(t, err)
+	left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"k001@x.com", "k002@x.com", "k003@x.com", "new@x.com"}, left,
+		"the keys changed during the compaction stay in the delta, and only they")
+	statetest.CheckDigest(t, s, sy)
+	got := map[string]string{}
+	require.NoError(t, s.ScanDigest(ctx, sy, func(e *state.DigestEntry) error {
+		got[string(e.Key)] = string(e.FieldsHash)
+		return nil
+	}))
+	require.Equal(t, "new", got["k001@x.com"])
+	require.NotContains(t, got, "k002@x.com")
+	require.Equal(t, "held", got["k003@x.com"])
+	require.Contains(t, got, "new@x.com")
+	require.Len(t, got, 100)
+	require.NoError(t, s.CompactDigest(ctx, sy))
+	statetest.CheckDigest(t, s, sy)
 }

@@ -259,6 +259,7 @@ func testDigestConcurrent(t *testing.T, s state.Store, open OpenFunc) {
 	}
 	close(done)
 	bg.Wait()
+	t.Logf("%d compactions and %d scans alongside the writers", compactions.Load(), scans.Load())
 	require.Positive(t, scans.Load())
 	CheckDigest(t, s, sy)
 	CheckDigest(t, s2, sy)

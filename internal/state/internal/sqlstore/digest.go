@@ -220,9 +220,12 @@ type DigestSource struct {
 	// number above after (appended to buf[:0]), with that number, or ok
 	// false when there is none.
 	ChunkFunc func(ctx context.Context, after int64, buf []byte) (seq int64, data []byte, ok bool, err error)
-	// DeltaFunc appends to page[:0] the delta entries whose fingerprint is
-	// bytewise above after (empty for the first page), in fingerprint
-	// order, at most DeltaPageSize of them.
+	// DeltaFunc appends to page[:0] the next page of delta entries: those
+	// whose fingerprint is bytewise above after (empty for the first page),
+	// in fingerprint order, at most DeltaPageSize of them. A page of fewer
+	// is the last. The merge calls it for each page in turn, so that a
+	// source may ignore after and read on from where it stopped (through
+	// a cursor).
 	DeltaFunc func(ctx context.Context, after []byte, page []DeltaEntry) ([]DeltaEntry, error)
 	// FoldedFunc, when set, receives each page of delta entries once all
 	// of them have been merged, before the next page is read.

@@ -1,0 +1,240 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/listsync/listsync/internal/state"
+	"github.com/listsync/listsync/internal/state/internal/sqlstore"
+)
+
+// The ledger digest lives in listsync_digest_chunks (the compacted digest)
+// and listsync_digest_delta (the keys changed since), as migration 0003
+// describes.
+//
+// Writers of the members (ApplyBatch from any worker) never wait for the
+// digest: they insert their keys into the delta, or bump the version of a
+// key already there, in their own transaction. The chunks change only under
+// the sync's digest lock (digestLockKey, a transaction-level advisory lock),
+// which CompactDigest takes, and so do ReplaceMembers, Reset and BindList,
+// which clear the sync's digest: a compaction never writes chunks merged
+// from a base that was cleared meanwhile.
+
+// ScanDigest implements [state.Store]: it reads one snapshot in one
+// REPEATABLE READ, READ ONLY transaction.
+func (s *Store) ScanDigest(ctx context.Context, syncName string, fn func(*state.DigestEntry) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("scanning digest of sync %q: %w", syncName, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	return sqlstore.ScanDigest(ctx, syncName, digestSource(tx, syncName, math.MaxInt64), fn)
+}
+
+// CompactDigest implements [state.Store]. It writes the merged digest as
+// new chunks numbered after the old ones, deletes the old ones and the
+// delta rows it folded, in one transaction under the sync's digest lock.
+//
+// The transaction is READ COMMITTED, each statement reading the latest
+// committed state, and that is enough for a consistent result:
+//   - the chunks cannot change while it holds the digest lock, so every
+//     chunk it reads belongs to one base;
+//   - delta rows are deleted only under the digest lock, so the keyset
+//     pages of the delta skip no row that was there when the compaction
+//     started; a row inserted later, in a part already read, is simply not
+//     folded and stays for the next one;
+//   - each page reads its delta rows joined with their members in one
+//     statement, so the member state folded for a key goes with the
+//     version read for it (a writer changes both in one transaction);
+//   - it deletes a folded row only if its version is still the one read,
+//     skipping the rows a writer holds (SKIP LOCKED): a key changed after
+//     it was read stays in the delta, and its newer state overrides the
+//     stale one folded into the chunks. Leaving a folded row is always
+//     safe; it is read again from the members.
+//
+// REPEATABLE READ would give the reads one snapshot, but its delete of a
+// row a writer updated since would fail with a serialisation error, and its
+// snapshot would start at the lock statement, before the lock is granted:
+// a compaction that waited for another would read the chunks that one
+// deleted.
+func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
+	var pending bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM listsync_digest_delta WHERE sync_name = $1)`, syncName).
+		Scan(&pending); err != nil {
+		return fmt.Errorf("compacting digest of sync %q: %w", syncName, err)
+	}
+	if !pending {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockDigest(ctx, tx, syncName); err != nil {
+			return err
+		}
+		var maxSeq int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), -1) FROM listsync_digest_chunks WHERE sync_name = $1`, syncName).
+			Scan(&maxSeq); err != nil {
+			return fmt.Errorf("reading the last chunk: %w", err)
+		}
+		src := digestSource(tx, syncName, maxSeq)
+		src.FoldedFunc = func(ctx context.Context, page []sqlstore.DeltaEntry) error {
+			if s.beforeFold != nil {
+				if err := s.beforeFold(ctx); err != nil {
+					return err
+				}
+			}
+			fps := make([][]byte, len(page))
+			versions := make([]int64, len(page))
+			for i := range page {
+				fps[i], versions[i] = page[i].FP[:], page[i].Version
+			}
+			_, err := tx.Exec(ctx, `WITH folded AS (
+					SELECT d.fp FROM listsync_digest_delta d
+					JOIN unnest($2::bytea[], $3::bigint[]) AS f(fp, version) ON d.fp = f.fp AND d.version = f.version
+					WHERE d.sync_name = $1
+					FOR UPDATE OF d SKIP LOCKED)
+				DELETE FROM listsync_digest_delta d USING folded WHERE d.sync_name = $1 AND d.fp = folded.fp`,
+				syncName, fps, versions)
+			return err
+		}
+		seq := maxSeq
+		if err := sqlstore.CompactDigest(ctx, src, func(data []byte) error {
+			seq++
+			_, err := tx.Exec(ctx, `INSERT INTO listsync_digest_chunks (sync_name, seq, data) VALUES ($1, $2, $3)`,
+				syncName, seq, data)
+			return err
+		}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND seq <= $2`, syncName, maxSeq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("compacting digest of sync %q: %w", syncName, err)
+	}
+	return nil
+}
+
+// digestSource reads the sync's digest as tx sees it, the chunks numbered up
+// to maxSeq only (a compaction's own new chunks follow).
+func digestSource(tx pgx.Tx, syncName string, maxSeq int64) sqlstore.DigestSource {
+	var declared bool
+	return sqlstore.DigestSource{
+		ChunkFunc: func(ctx context.Context, after int64, buf []byte) (int64, []byte, bool, error) {
+			rows, err := tx.Query(ctx, `SELECT seq, data FROM listsync_digest_chunks
+				WHERE sync_name = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT 1`, syncName, after, maxSeq)
+			if err != nil {
+				return 0, nil, false, err
+			}
+			defer rows.Close()
+			if !rows.Next() {
+				return 0, nil, false, rows.Err()
+			}
+			var seq int64
+			var data pgtype.DriverBytes // valid until the next row: copied into buf
+			if err := rows.Scan(&seq, &data); err != nil {
+				return 0, nil, false, err
+			}
+			buf = append(buf[:0], data...)
+			rows.Close()
+			return seq, buf, true, rows.Err()
+		},
+		// The delta is read through a cursor rather than by keyset pages,
+		// and each key's member is looked up by primary key (the LIMIT
+		// keeps the planner from flattening the lookup into a join). The
+		// plans are made from statistics that a large delta (a resync, a
+		// migration) leaves out of date until the next ANALYZE: a keyset
+		// page hashing the whole delta each time, or a join scanning the
+		// members for each key, would be quadratic. The cursor reads the
+		// delta once, in the snapshot of its DECLARE.
+		DeltaFunc: func(ctx context.Context, _ []byte, page []sqlstore.DeltaEntry) ([]sqlstore.DeltaEntry, error) {
+			if !declared {
+				if _, err := tx.Exec(ctx, `DECLARE listsync_digest_delta NO SCROLL CURSOR FOR
+					SELECT d.fp, d.lead_key, d.version, m.lead_key IS NOT NULL, coalesce(m.lead_id, 0), m.fields_hash
+					FROM listsync_digest_delta d
+					LEFT JOIN LATERAL (SELECT lead_key, lead_id, fields_hash FROM listsync_members
+						WHERE sync_name = d.sync_name AND lead_key = d.lead_key LIMIT 1) m ON true
+					WHERE d.sync_name = $1
+					ORDER BY d.fp`, syncName); err != nil {
+					return page, err
+				}
+				declared = true
+			}
+			rows, err := tx.Query(ctx, fmt.Sprintf(`FETCH %d FROM listsync_digest_delta`, sqlstore.DeltaPageSize))
+			if err != nil {
+				return page, err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var d sqlstore.DeltaEntry
+				var fp []byte
+				if err := rows.Scan(&fp, &d.Key, &d.Version, &d.Member, &d.LeadID, &d.FieldsHash); err != nil {
+					return page, err
+				}
+				if len(fp) != state.FingerprintSize {
+					return page, fmt.Errorf("%w: delta fingerprint of %d bytes", sqlstore.ErrCorruptDigest, len(fp))
+				}
+				d.FP = [state.FingerprintSize]byte(fp)
+				page = append(page, d)
+			}
+			return page, rows.Err()
+		},
+	}
+}
+
+// touchDigest records in the sync's digest delta that the member rows of
+// keys changed, in the transaction that changed them. keys must be
+// distinct.
+func touchDigest(ctx context.Context, tx pgx.Tx, syncName string, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	backing := make([]byte, state.FingerprintSize*len(keys))
+	fps := make([][]byte, len(keys))
+	for i, k := range keys {
+		fp := backing[i*state.FingerprintSize : (i+1)*state.FingerprintSize : (i+1)*state.FingerprintSize]
+		sum := state.Fingerprint(k)
+		copy(fp, sum[:])
+		fps[i] = fp
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO listsync_digest_delta AS d (sync_name, fp, lead_key)
+		SELECT $1, f, k FROM unnest($2::bytea[], $3::text[]) AS t(f, k)
+		ON CONFLICT (sync_name, fp) DO UPDATE SET version = d.version + 1`, syncName, fps, keys); err != nil {
+		return fmt.Errorf("recording changed members in the digest: %w", err)
+	}
+	return nil
+}
+
+// lockDigest takes the sync's digest lock until tx ends.
+func lockDigest(ctx context.Context, tx pgx.Tx, syncName string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, digestLockKey(syncName)); err != nil {
+		return fmt.Errorf("locking the digest: %w", err)
+	}
+	return nil
+}
+
+// clearDigest deletes the sync's digest, in a transaction that deletes its
+// members and holds its digest lock.
+func clearDigest(ctx context.Context, tx pgx.Tx, syncName string) error {
+	for _, q := range []string{
+		`DELETE FROM listsync_digest_chunks WHERE sync_name = $1`,
+		`DELETE FROM listsync_digest_delta WHERE sync_name = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, syncName); err != nil {
+			return fmt.Errorf("clearing the digest: %w", err)
+		}
+	}
+	return nil
+}
+
+// digestLockKey maps a sync's name onto the advisory lock key of its
+// digest, apart from its run lock (lockKey).
+func digestLockKey(syncName string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("listsync digest lock\x00" + syncName))
+	return int64(h.Sum64())
+}
