@@ -40,27 +40,26 @@ func (s *Store) ScanDigest(ctx context.Context, syncName string, fn func(*state.
 // new chunks numbered after the old ones, deletes the old ones and the
 // delta rows it folded, in one transaction under the sync's digest lock.
 //
-// The transaction is READ COMMITTED, each statement reading the latest
-// committed state, and that is enough for a consistent result:
+// The transaction is READ COMMITTED, and that is enough for a consistent
+// result:
 //   - the chunks cannot change while it holds the digest lock, so every
-//     chunk it reads belongs to one base;
-//   - delta rows are deleted only under the digest lock, so the keyset
-//     pages of the delta skip no row that was there when the compaction
-//     started; a row inserted later, in a part already read, is simply not
-//     folded and stays for the next one;
-//   - each page reads its delta rows joined with their members in one
-//     statement, so the member state folded for a key goes with the
-//     version read for it (a writer changes both in one transaction);
+//     chunk it reads, each in a statement of its own, belongs to one base;
+//   - the delta is read through one cursor, declared after the lock is
+//     granted, so in one snapshot: the member state folded for a key goes
+//     with the version read for it (a writer changes both in one
+//     transaction), and a row inserted after the snapshot is simply not
+//     folded and stays for the next compaction;
 //   - it deletes a folded row only if its version is still the one read,
 //     skipping the rows a writer holds (SKIP LOCKED): a key changed after
-//     it was read stays in the delta, and its newer state overrides the
+//     the snapshot stays in the delta, and its newer state overrides the
 //     stale one folded into the chunks. Leaving a folded row is always
-//     safe; it is read again from the members.
+//     safe; it is read again from the members. Never waiting for a
+//     writer's rows, it cannot deadlock with one.
 //
-// REPEATABLE READ would give the reads one snapshot, but its delete of a
-// row a writer updated since would fail with a serialisation error, and its
-// snapshot would start at the lock statement, before the lock is granted:
-// a compaction that waited for another would read the chunks that one
+// A REPEATABLE READ transaction would fail its delete of a row a writer
+// updated since its snapshot (a serialisation error), and its snapshot
+// would start at the lock statement, before the lock is granted: a
+// compaction that waited for another would read the chunks that one
 // deleted.
 func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 	var pending bool

@@ -8,4 +8,13 @@
 // session and the lock disappears with it. Members and rejects are written
 // with one multi-row statement per table and batch (unnest of arrays), so
 // that a batch of 100,000 confirmed rows is a handful of round trips.
+//
+// The ledger's digest ([state.Store.ScanDigest]) is kept in
+// listsync_digest_chunks, chunks of about 16,384 members in fingerprint
+// order stored in rows that stay in their heap page, and
+// listsync_digest_delta, the keys changed since the last compaction, which
+// every write to the members adds to (or bumps the version of) in its
+// transaction. Writers never wait for a compaction; compactions of a sync,
+// and the methods that clear its digest, are serialised by a transaction
+// advisory lock (see [Store.CompactDigest]).
 package postgres

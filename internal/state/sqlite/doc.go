@@ -12,4 +12,11 @@
 // its process no longer exists, which is the usual case of a file on a local
 // disk. Several processes may share the file (a worker and a manual
 // "listsync run"); SQLite's file locking serialises their writes.
+//
+// The ledger's digest ([state.Store.ScanDigest]) is kept in digest_chunks,
+// blobs of about 16,384 members in fingerprint order, and digest_delta, the
+// keys changed since the last compaction, which every write to the members
+// adds to in its transaction. The read connections map the file into memory
+// (mmap_size), so that the blobs are read without a read(2) per page, and a
+// scan reads the next blob while it decodes one.
 package sqlite

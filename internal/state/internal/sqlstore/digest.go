@@ -274,8 +274,8 @@ func CompactDigest(ctx context.Context, src DigestSource, write func(data []byte
 // MergeDigest calls emit with each member of src's snapshot in fingerprint
 // order: the chunks' entries, where a delta entry replaces the chunk entry
 // of the same fingerprint, a delta entry without member drops it, and a
-// delta entry with a member and no chunk entry is added. It reads one chunk
-// and one delta page at a time. It checks that the chunks and the delta are
+// delta entry with a member and no chunk entry is added. It holds one chunk
+// (two with ConcurrentChunks) and one delta page at a time. It checks that the chunks and the delta are
 // each in strictly increasing fingerprint order, and that each delta
 // entry's fingerprint is its key's, failing with [ErrCorruptDigest]
 // otherwise. An error from emit is returned as is.
