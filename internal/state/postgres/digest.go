@@ -27,13 +27,137 @@ import (
 
 // ScanDigest implements [state.Store]: it reads one snapshot in one
 // REPEATABLE READ, READ ONLY transaction.
+//
+// The delta is usually small (the engine compacts at the end of each run):
+// when it holds at most deltaPreloadMax keys, ScanDigest reads it first,
+// then reads all the chunks in one query that a goroutine consumes while
+// the merge decodes, so that Postgres streams the chunks instead of
+// answering one query per chunk. A larger delta is read page by page, in
+// turn with the chunks, on the one connection.
 func (s *Store) ScanDigest(ctx context.Context, syncName string, fn func(*state.DigestEntry) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("scanning digest of sync %q: %w", syncName, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	return sqlstore.ScanDigest(ctx, syncName, digestSource(tx, syncName, math.MaxInt64), fn)
+	src := digestSource(tx, syncName, math.MaxInt64)
+	delta := preloadedDelta{cursor: src.DeltaFunc}
+	if err := delta.preload(ctx); err != nil {
+		return fmt.Errorf("scanning digest of sync %q: %w", syncName, err)
+	}
+	src.DeltaFunc = delta.next
+	if delta.complete {
+		chunks := chunkStream{tx: tx, syncName: syncName}
+		defer chunks.close()
+		src.ChunkFunc, src.ConcurrentChunks = chunks.next, true
+	}
+	return sqlstore.ScanDigest(ctx, syncName, src, fn)
+}
+
+// deltaPreloadMax is the largest delta that ScanDigest holds in memory (in
+// whole pages), about 2 MB.
+const deltaPreloadMax = 2 * sqlstore.DeltaPageSize
+
+// preloadedDelta serves the pages of a delta read ahead, then the pages its
+// cursor reads after them.
+type preloadedDelta struct {
+	cursor   func(ctx context.Context, after []byte, page []sqlstore.DeltaEntry) ([]sqlstore.DeltaEntry, error)
+	pages    [][]sqlstore.DeltaEntry
+	complete bool // the pages hold the whole delta
+}
+
+func (d *preloadedDelta) preload(ctx context.Context) error {
+	for n := 0; n < deltaPreloadMax; n += sqlstore.DeltaPageSize {
+		page, err := d.cursor(ctx, nil, nil)
+		if err != nil {
+			return err
+		}
+		d.pages = append(d.pages, page)
+		if len(page) < sqlstore.DeltaPageSize {
+			d.complete = true
+			return nil
+		}
+	}
+	return nil
+}
+
+func (d *preloadedDelta) next(ctx context.Context, after []byte, page []sqlstore.DeltaEntry) ([]sqlstore.DeltaEntry, error) {
+	if len(d.pages) == 0 {
+		if d.complete {
+			return page[:0], nil
+		}
+		return d.cursor(ctx, after, page)
+	}
+	page = append(page[:0], d.pages[0]...)
+	d.pages[0] = nil
+	d.pages = d.pages[1:]
+	return page, nil
+}
+
+// chunkStream reads all the chunks of a sync in one query, one chunk a
+// call, for a goroutine of its own: nothing else may use the connection
+// until close.
+type chunkStream struct {
+	tx       pgx.Tx
+	syncName string
+	rows     pgx.Rows
+	next1    []byte // the first part of the next chunk, read ahead
+	next1Seq int64
+	has1     bool
+}
+
+func (c *chunkStream) next(ctx context.Context, _ int64, buf []byte) (int64, []byte, bool, error) {
+	if c.rows == nil {
+		// Reading the chunks in the primary key's order costs nothing;
+		// planned from missing or stale statistics, a sort of their 64 MB
+		// (a million members) spilled to disk. The setting lasts until the
+		// transaction ends.
+		if _, err := c.tx.Exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
+			return 0, nil, false, err
+		}
+		rows, err := c.tx.Query(ctx, `SELECT seq, part, data FROM listsync_digest_chunks WHERE sync_name = $1 ORDER BY seq, part`,
+			c.syncName)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		c.rows = rows
+	}
+	buf = buf[:0]
+	var seq int64
+	var parts int32
+	if c.has1 {
+		seq, buf, parts, c.has1 = c.next1Seq, append(buf, c.next1...), 1, false
+	}
+	for c.rows.Next() {
+		var rowSeq int64
+		var part int32
+		var data pgtype.DriverBytes // valid until the next row: copied
+		if err := c.rows.Scan(&rowSeq, &part, &data); err != nil {
+			return 0, nil, false, err
+		}
+		if parts > 0 && rowSeq != seq {
+			c.next1Seq, c.next1, c.has1 = rowSeq, append(c.next1[:0], data...), true
+			if part != 0 {
+				return 0, nil, false, fmt.Errorf("%w: chunk %d starts with part %d", sqlstore.ErrCorruptDigest, rowSeq, part)
+			}
+			return seq, buf, true, nil
+		}
+		if part != parts {
+			return 0, nil, false, fmt.Errorf("%w: chunk %d has part %d where part %d belongs", sqlstore.ErrCorruptDigest, rowSeq, part, parts)
+		}
+		seq, parts, buf = rowSeq, parts+1, append(buf, data...)
+	}
+	if err := c.rows.Err(); err != nil {
+		return 0, nil, false, err
+	}
+	return seq, buf, parts > 0, nil
+}
+
+// close ends the query, reading what is left of it.
+func (c *chunkStream) close() {
+	if c.rows != nil {
+		c.rows.Close()
+	}
 }
 
 // CompactDigest implements [state.Store]. It writes the merged digest as

@@ -13,6 +13,7 @@ import (
 
 	"github.com/listsync/listsync/internal/pgtest"
 	"github.com/listsync/listsync/internal/state"
+	"github.com/listsync/listsync/internal/state/internal/sqlstore"
 	"github.com/listsync/listsync/internal/state/postgres"
 	"github.com/listsync/listsync/internal/state/statetest"
 )
@@ -215,4 +216,41 @@ func TestCompactionKeepsKeysChangedMeanwhile(t *testing.T) {
 	require.Len(t, got, 100)
 	require.NoError(t, s.CompactDigest(ctx, sy))
 	statetest.CheckDigest(t, s, sy)
+}
+
+// TestScanDigestDetectsCorruption: a chunk missing a part is reported, not
+// decoded into wrong members, whether the chunks are streamed (small delta)
+// or read one by one (large delta).
+func TestScanDigestDetectsCorruption(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	ctx := t.Context()
+	s := open(t, dsn)
+	defer s.Close()
+	const sy = "corrupt"
+	b := state.Batch{At: time.Now()}
+	for i := range 20_000 {
+		b.Confirmed = append(b.Confirmed, state.Member{Key: fmt.Sprintf("k%05d@x.com", i), LeadID: int64(i + 1), FieldsHash: []byte("0123456789abcdef")})
+	}
+	require.NoError(t, s.ApplyBatch(ctx, sy, b))
+	require.NoError(t, s.CompactDigest(ctx, sy))
+	statetest.CheckDigest(t, s, sy)
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND part = 3`, sy)
+	require.NoError(t, err)
+	require.Positive(t, tag.RowsAffected())
+	scan := func() error {
+		return s.ScanDigest(ctx, sy, func(*state.DigestEntry) error { return nil })
+	}
+	require.ErrorIs(t, scan(), sqlstore.ErrCorruptDigest, "streamed")
+	// A delta of more than two pages is read in turn with the chunks.
+	b = state.Batch{At: time.Now(), Removed: b.Removed}
+	for i := range 20_000 {
+		b.Removed = append(b.Removed, fmt.Sprintf("k%05d@x.com", i))
+	}
+	require.NoError(t, s.ApplyBatch(ctx, sy, b))
+	require.ErrorIs(t, scan(), sqlstore.ErrCorruptDigest, "read chunk by chunk")
+	require.ErrorIs(t, s.CompactDigest(ctx, sy), sqlstore.ErrCorruptDigest)
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/listsync/listsync/internal/state"
+	"github.com/listsync/listsync/internal/state/internal/sqlstore"
 	"github.com/listsync/listsync/internal/state/sqlite"
 	"github.com/listsync/listsync/internal/state/statetest"
 )
@@ -167,4 +168,35 @@ func TestMigrationBackfillsDigest(t *testing.T) {
 		require.NoError(t, s.CompactDigest(ctx, sy))
 		statetest.CheckDigest(t, s, sy)
 	}
+}
+
+// TestScanDigestDetectsCorruption: a damaged chunk is reported, not decoded
+// into wrong members.
+func TestScanDigestDetectsCorruption(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	s := open(t, path, nil)
+	defer s.Close()
+	const sy = "corrupt"
+	b := state.Batch{At: time.Now()}
+	for i := range 20_000 {
+		b.Confirmed = append(b.Confirmed, state.Member{Key: fmt.Sprintf("k%05d@x.com", i), LeadID: int64(i + 1), FieldsHash: []byte("0123456789abcdef")})
+	}
+	require.NoError(t, s.ApplyBatch(ctx, sy, b))
+	require.NoError(t, s.CompactDigest(ctx, sy))
+	statetest.CheckDigest(t, s, sy)
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	res, err := db.ExecContext(ctx, `UPDATE digest_chunks SET data = substr(data, 1, length(data) - 1)
+		WHERE sync_name = ? AND seq = (SELECT max(seq) FROM digest_chunks WHERE sync_name = ?)`, sy, sy)
+	require.NoError(t, err)
+	n, err := res.RowsAffected()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	err = s.ScanDigest(ctx, sy, func(*state.DigestEntry) error { return nil })
+	require.ErrorIs(t, err, sqlstore.ErrCorruptDigest)
+	require.NoError(t, s.ApplyBatch(ctx, sy, state.Batch{At: time.Now(), Removed: []string{"k00001@x.com"}}))
+	require.ErrorIs(t, s.CompactDigest(ctx, sy), sqlstore.ErrCorruptDigest, "a compaction never rewrites a damaged digest")
 }

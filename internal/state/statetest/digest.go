@@ -132,11 +132,11 @@ func testDigestLarge(t *testing.T, s state.Store, _ OpenFunc) {
 	}
 	lap("insert")
 	const sy = "digest-large"
-	const n = 60_000 // several chunks, and several delta pages before the first compaction
+	const n = 50_000 // 4 chunks, and 7 delta pages before the first compaction
 	key := func(i int) string { return fmt.Sprintf("member%07d@example.com", i) }
-	for lo := 0; lo < n; lo += 20_000 {
+	for lo := 0; lo < n; lo += 25_000 {
 		b := state.Batch{At: at}
-		for i := lo; i < lo+20_000; i++ {
+		for i := lo; i < lo+25_000; i++ {
 			b.Confirmed = append(b.Confirmed, state.Member{Key: key(i), LeadID: int64(i + 1), FieldsHash: fmt.Appendf(nil, "%016d", i)})
 		}
 		require.NoError(t, s.ApplyBatch(c, sy, b))
