@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -334,22 +336,31 @@ func digestSource(tx pgx.Tx, syncName string, maxSeq int64) sqlstore.DigestSourc
 
 // touchDigest records in the sync's digest delta that the member rows of
 // keys changed, in the transaction that changed them. keys must be
-// distinct.
+// distinct. The rows go in in fingerprint order (unnest keeps the arrays'
+// order), so that a large batch fills the delta's index page after page:
+// in random order, each row dirtied a page of its own, and 100,000 of them
+// took twice as long as the batch's members.
 func touchDigest(ctx context.Context, tx pgx.Tx, syncName string, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	backing := make([]byte, state.FingerprintSize*len(keys))
-	fps := make([][]byte, len(keys))
+	type touched struct {
+		fp  [state.FingerprintSize]byte
+		key string
+	}
+	ts := make([]touched, len(keys))
 	for i, k := range keys {
-		fp := backing[i*state.FingerprintSize : (i+1)*state.FingerprintSize : (i+1)*state.FingerprintSize]
-		sum := state.Fingerprint(k)
-		copy(fp, sum[:])
-		fps[i] = fp
+		ts[i] = touched{state.Fingerprint(k), k}
+	}
+	slices.SortFunc(ts, func(a, b touched) int { return bytes.Compare(a.fp[:], b.fp[:]) })
+	fps := make([][]byte, len(ts))
+	sorted := make([]string, len(ts))
+	for i := range ts {
+		fps[i], sorted[i] = ts[i].fp[:], ts[i].key
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO listsync_digest_delta AS d (sync_name, fp, lead_key)
 		SELECT $1, f, k FROM unnest($2::bytea[], $3::text[]) AS t(f, k)
-		ON CONFLICT (sync_name, fp) DO UPDATE SET version = d.version + 1`, syncName, fps, keys); err != nil {
+		ON CONFLICT (sync_name, fp) DO UPDATE SET version = d.version + 1`, syncName, fps, sorted); err != nil {
 		return fmt.Errorf("recording changed members in the digest: %w", err)
 	}
 	return nil
