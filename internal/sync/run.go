@@ -108,13 +108,17 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 
 // compactDigest folds the members the run changed into the ledger's
 // compacted digest, so that the next diff reads blobs only. It runs whatever
-// the run's outcome (a failed run may have committed batches), on a context
-// that outlives the run's. A failure costs the next diff speed, not
-// correctness: the digest's uncompacted part is read from the members.
+// the run's outcome (a failed run may have committed batches), but not once
+// ctx has ended: a shutdown does not wait for it. Its time grows with the
+// ledger (a second or two per million members, more after a first sync or
+// a full resync, which change every member), so it is bounded by the run's
+// own timeout only. Skipping or failing it costs the next diff speed, not
+// correctness: the uncompacted part of the digest is read from the members.
 func (r *runner) compactDigest(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.cfg.CommitTimeout)
-	defer cancel()
-	if err := r.e.store.CompactDigest(cctx, r.spec.Name); err != nil {
+	if ctx.Err() != nil {
+		return
+	}
+	if err := r.e.store.CompactDigest(ctx, r.spec.Name); err != nil {
 		r.log.Warn("compacting the ledger's digest", zap.Error(err))
 	}
 }
