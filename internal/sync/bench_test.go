@@ -36,7 +36,10 @@ var planN = flag.Int("plan-n", 0, "BenchmarkPlanDiff: measure this model size on
 // Run with: go test -run '^$' -bench PlanDiff -benchtime 1x ./internal/sync/
 //
 // Measured on the 2-core machine (go1.26, Postgres on localhost, other
-// work running beside it, so times vary by about ±40%), -benchtime 1x:
+// work running beside it, so times vary by about ±40%), -benchtime 1x,
+// with the diff of that time (an external sort of whole rows by key and a
+// row-by-row ledger scan; the fingerprint diff and the ledger digest that
+// replaced it are measured at the command level in BENCHMARKS.md):
 //
 //	n         store     plan (merge)  peak heap in use  peak live heap
 //	100,000   sqlite    0.4 s         28 MB             16 MB (fits in memory, no spill)
