@@ -252,7 +252,7 @@ func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	o, err := parseOptions([]string{"--quick"}, os.Stderr)
 	require.NoError(t, err)
-	require.Equal(t, []int64{50_000, 150_000}, o.DiffNs)
+	require.Equal(t, []int64{50_000, 100_000}, o.DiffNs)
 	require.Equal(t, "", o.Out, "a quick run prints instead of overwriting BENCHMARKS.md")
 	require.Equal(t, []string{"diff", "api", "e2e", "scale"}, o.Cases, "the Go benchmarks take minutes: not in a quick run")
 

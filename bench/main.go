@@ -3,7 +3,7 @@
 // and writes the figures into BENCHMARKS.md.
 //
 //	go run ./bench            # the full run (about 20 minutes), writes BENCHMARKS.md
-//	go run ./bench --quick    # small sizes, under two minutes, prints the report
+//	go run ./bench --quick    # small sizes, about two minutes, prints the report
 //
 // It needs the machine's Postgres (127.0.0.1:5432, user postgres) and psql.
 // It creates a private schema, builds cmd/listsync once, serves the Marketo
@@ -73,9 +73,9 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	var cases, ns, out string
 	var repeats, e2eReps, apiReps int
 	var ops, e2eN int64
-	fs.BoolVar(&o.Quick, "quick", false, "small sizes and fewer repeats: finishes in under two minutes and prints the report instead of writing BENCHMARKS.md (unless --out is given)")
+	fs.BoolVar(&o.Quick, "quick", false, "small sizes and fewer repeats: finishes in about two minutes and prints the report instead of writing BENCHMARKS.md (unless --out is given)")
 	fs.StringVar(&cases, "cases", "", "comma-separated cases to run: diff (1), api (2), e2e (3), scale (4), gobench (the in-package Go benchmarks); default all, and all but gobench with --quick")
-	fs.StringVar(&ns, "n", "", "comma-separated model sizes of the diff case (default 1000000,5000000; quick 50000,150000)")
+	fs.StringVar(&ns, "n", "", "comma-separated model sizes of the diff case (default 1000000,5000000; quick 50000,100000)")
 	fs.IntVar(&repeats, "repeats", 0, "repeats of each diff measurement, reported as medians (default 3)")
 	fs.Int64Var(&ops, "ops", 0, "adds and removes of the API-economy case (default 100000; quick 10000)")
 	fs.Int64Var(&e2eN, "e2e-n", 0, "members of the end-to-end and scale cases (default 1000000; quick 20000)")
@@ -139,7 +139,7 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	if ns == "" {
 		ns = "1000000,5000000"
 		if o.Quick {
-			ns = "50000,150000"
+			ns = "50000,100000"
 		}
 	}
 	for _, s := range strings.Split(ns, ",") {
