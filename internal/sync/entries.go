@@ -281,7 +281,7 @@ func (s *entrySorter) finish() (entryIter, error) {
 	// The last buffer is merged from memory, not spilled.
 	s.sortBuf()
 	s.tmp = nil
-	m := &entryMerge{}
+	m := &entryMerge{h: runHeap[*entryCursor]{less: func(a, b *entryCursor) bool { return cmpEntry(a.cur, b.cur) < 0 }}}
 	for i := range len(s.runs) + 1 {
 		c := &entryCursor{run: i}
 		if i < len(s.runs) {
@@ -302,7 +302,7 @@ func (s *entrySorter) finish() (entryIter, error) {
 			return nil, err
 		}
 		if ok {
-			m.h = append(m.h, c)
+			m.h.cs = append(m.h.cs, c)
 		}
 	}
 	heap.Init(&m.h)
@@ -371,30 +371,17 @@ func (c *entryCursor) advance() (bool, error) {
 	return true, nil
 }
 
-type entryHeap []*entryCursor
-
-func (h entryHeap) Len() int           { return len(h) }
-func (h entryHeap) Less(i, j int) bool { return cmpEntry(h[i].cur, h[j].cur) < 0 }
-func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *entryHeap) Push(x any)        { *h = append(*h, x.(*entryCursor)) }
-func (h *entryHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return c
-}
-
 // entryMerge is the k-way merge of sorted entry runs.
 type entryMerge struct {
-	h       entryHeap
+	h       runHeap[*entryCursor]
 	cursors []*entryCursor
 }
 
 func (m *entryMerge) next() (entry, bool, error) {
-	if len(m.h) == 0 {
+	if len(m.h.cs) == 0 {
 		return entry{}, false, nil
 	}
-	c := m.h[0]
+	c := m.h.cs[0]
 	e := c.cur
 	ok, err := c.advance()
 	if err != nil {
@@ -415,6 +402,6 @@ func (m *entryMerge) close() error {
 			errs = append(errs, c.f.Close())
 		}
 	}
-	m.cursors, m.h = nil, nil
+	m.cursors, m.h.cs = nil, nil
 	return errors.Join(errs...)
 }

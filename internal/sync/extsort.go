@@ -306,7 +306,7 @@ func (s *sorter) mergeToFile(runs []string) (string, error) {
 
 // openMerge opens a k-way merge of sorted run files.
 func openMerge(runs []string) (*mergeIter, error) {
-	m := &mergeIter{}
+	m := &mergeIter{h: runHeap[*cursor]{less: cursorBefore}}
 	for i, path := range runs {
 		rr, err := openRecordFile(path)
 		if err != nil {
@@ -321,7 +321,7 @@ func openMerge(runs []string) (*mergeIter, error) {
 			return nil, fmt.Errorf("merging sorted rows: %w", err)
 		}
 		if ok {
-			m.h = append(m.h, c)
+			m.h.cs = append(m.h.cs, c)
 		}
 	}
 	heap.Init(&m.h)
@@ -368,35 +368,44 @@ func (c *cursor) advance() (bool, error) {
 	return err == nil, err
 }
 
-type cursorHeap []*cursor
-
-func (h cursorHeap) Len() int { return len(h) }
-func (h cursorHeap) Less(i, j int) bool {
-	if c := strings.Compare(h[i].cur.key, h[j].cur.key); c != 0 {
-		return c < 0
+// cursorBefore orders the cursors of a record merge: by key, earlier input
+// first among equal keys.
+func cursorBefore(a, b *cursor) bool {
+	if d := strings.Compare(a.cur.key, b.cur.key); d != 0 {
+		return d < 0
 	}
-	return h[i].run < h[j].run // earlier input first among equal keys
+	return a.run < b.run
 }
-func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
-func (h *cursorHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	*h = old[:len(old)-1]
+
+// runHeap is the heap of a k-way merge's cursors (container/heap), the
+// cursor whose current item comes first (by less) on top. The record
+// sorter and the entry sorter (entries.go) share it.
+type runHeap[C any] struct {
+	cs   []C
+	less func(a, b C) bool
+}
+
+func (h *runHeap[C]) Len() int           { return len(h.cs) }
+func (h *runHeap[C]) Less(i, j int) bool { return h.less(h.cs[i], h.cs[j]) }
+func (h *runHeap[C]) Swap(i, j int)      { h.cs[i], h.cs[j] = h.cs[j], h.cs[i] }
+func (h *runHeap[C]) Push(x any)         { h.cs = append(h.cs, x.(C)) }
+func (h *runHeap[C]) Pop() any {
+	c := h.cs[len(h.cs)-1]
+	h.cs = h.cs[:len(h.cs)-1]
 	return c
 }
 
 // mergeIter is the k-way merge of sorted runs.
 type mergeIter struct {
-	h       cursorHeap
+	h       runHeap[*cursor]
 	readers []*recordReader
 }
 
 func (m *mergeIter) next() (record, bool, error) {
-	if len(m.h) == 0 {
+	if len(m.h.cs) == 0 {
 		return record{}, false, nil
 	}
-	c := m.h[0]
+	c := m.h.cs[0]
 	r := c.cur
 	c.cur = record{}
 	ok, err := c.advance()
@@ -416,6 +425,6 @@ func (m *mergeIter) close() error {
 	for _, rr := range m.readers {
 		errs = append(errs, rr.close())
 	}
-	m.readers, m.h = nil, nil
+	m.readers, m.h.cs = nil, nil
 	return errors.Join(errs...)
 }
