@@ -581,11 +581,16 @@ type importSeen struct {
 //
 // Each read is timed from what the one before said. While the import is
 // Importing with rows worked through since the reading before (submission
-// counts, with none done, when it answered Importing), the next read is
-// set for the projected end, remaining rows over the rate seen, plus a
-// tenth. Without such progress (Queued, no counts, a clock that did not
-// move) it falls back to an interval growing by half each time. Either way
-// the wait stays within ImportPollInitial–ImportPollMax.
+// counts, with none done, whether it answered Queued or Importing: time in
+// the queue only makes the rate seem slower), the next read is set for the
+// projected end, remaining rows over the rate seen, plus a twentieth and a
+// fifth of ImportPollInitial. Without such progress (still Queued, no
+// counts, a clock that did not move) it falls back to an interval growing
+// by half each time, within ImportPollInitial–ImportPollMax. A projected
+// wait may run longer than ImportPollMax, up to projectedPollFactor times
+// it: Marketo's 5–30 s is advice on how often to read at most, and reading
+// once at the projected end is what spends the fewest calls (a 100,000-row
+// import at 2,000 rows/s: reads at 5 s and about 53 s, not 5, 35 and 52).
 func (c *Client) pollImport(ctx context.Context, batchID int64, rows int, first importSeen) (importStatus, error) {
 	r := &request{
 		method:   http.MethodGet,
@@ -625,17 +630,23 @@ func (c *Client) pollImport(ctx context.Context, batchID int64, rows int, first 
 		seen := importSeen{at: c.now(), status: st.Status, done: min(int64(st.NumOfLeadsProcessed)+int64(st.NumOfRowsFailed), int64(rows))}
 		wait = backoff
 		if eta, ok := projectImportEnd(prev, seen, int64(rows)); ok {
-			wait = min(max(eta+eta/10, c.cfg.ImportPollInitial), c.cfg.ImportPollMax)
+			wait = min(max(eta+eta/20+c.cfg.ImportPollInitial/5, c.cfg.ImportPollInitial), projectedPollFactor*c.cfg.ImportPollMax)
 		}
 		prev = seen
 	}
 }
 
+// projectedPollFactor bounds a status read timed by an import's projected
+// end: at most this many times ImportPollMax after the reading before.
+const projectedPollFactor = 8
+
 // projectImportEnd returns how long an import of rows rows should still take
 // at the rate seen between two readings, and false when they show no
-// progress to measure a rate by.
+// progress to measure a rate by. A Queued reading with nothing done (the
+// submission's answer) counts as the start: the rate then includes the time
+// in the queue, which errs towards reading late rather than early.
 func projectImportEnd(prev, cur importSeen, rows int64) (time.Duration, bool) {
-	if prev.status != "Importing" || cur.status != "Importing" {
+	if cur.status != "Importing" || prev.status != "Importing" && (prev.status != "Queued" || prev.done != 0) {
 		return 0, false
 	}
 	dt := cur.at.Sub(prev.at)
