@@ -2,7 +2,7 @@
 // harness: the flags before the listsync command name the profiles, the
 // rest is listsync's command line, run by the same internal/cli.Run.
 //
-//	listsyncprof --cpuprofile cpu.prof --memprofile mem.prof --peakheap peak.prof plan --config F SYNC
+//	listsyncprof --cpuprofile cpu.prof --memprofile mem.prof --peakheap peak.prof --trace trace.out plan --config F SYNC
 //
 // --memprofile is written at exit (alloc_space shows allocation churn);
 // --peakheap is a heap profile taken when the live heap was largest, which
@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,7 @@ func run(ctx context.Context) int {
 	mem := fs.String("memprofile", "", "write a heap profile to this file at exit")
 	peak := fs.String("peakheap", "", "write the heap profile taken at the largest live heap to this file")
 	peakRSS := fs.String("peakrss", "", "write what the process was doing at its largest RSS (memory statistics and goroutine stacks) to this file")
+	traceOut := fs.String("trace", "", "write a runtime execution trace to this file (go tool trace)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -56,6 +58,19 @@ func run(ctx context.Context) int {
 			return 2
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "listsyncprof:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(os.Stderr, "listsyncprof:", err)
+			return 2
+		}
+		defer trace.Stop()
 	}
 	var done chan struct{}
 	var peakProf, peakRSSDump []byte

@@ -116,6 +116,11 @@ func (b *rowBatch) str(start, end int) string {
 // stageBatchRows is the number of rows per rowBatch.
 const stageBatchRows = 512
 
+// stageQueueBatches is how many read batches may wait for staging: enough
+// rows (64 × 512) for the reader to keep the warehouse streaming through
+// the 20–40 ms that staging spends spilling a full sort buffer.
+const stageQueueBatches = 64
+
 // stageModel reads the model's rows, normalises their keys and fields, and
 // stages the valid ones into s.
 func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *stagedRows) (modelStats, error) {
@@ -168,8 +173,11 @@ func readKey(b *rowBatch, rows warehouse.Rows, tr warehouse.TextRows, col int, r
 func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, rule keyRule, s *stagedRows, onRows func(int64)) (modelStats, error) {
 	width := len(rows.Columns())
 	nf := len(p.fieldCols)
-	full := make(chan *rowBatch, 4)
-	free := make(chan *rowBatch, 6)
+	// The queue between the goroutines holds up to stageQueueBatches
+	// batches (about 2 MB of rows), so that the reader, and the warehouse
+	// behind it, go on while staging spills a sorted run.
+	full := make(chan *rowBatch, stageQueueBatches)
+	free := make(chan *rowBatch, stageQueueBatches+2)
 	for range cap(free) {
 		free <- &rowBatch{heads: make([]rowHead, 0, stageBatchRows), cells: make([]cell, 0, stageBatchRows*nf)}
 	}

@@ -217,13 +217,35 @@ func (s *entrySorter) sortBuf() {
 	sortEntries(s.buf, s.tmp)
 }
 
+// entryBufStart is the capacity the sorter's buffer starts with: a
+// small model never takes the whole budget, and a large one grows it once
+// to the limit instead of doubling its way there (copying, and faulting in
+// fresh pages, about twice the buffer's size).
+const entryBufStart = 1 << 16
+
 func (s *entrySorter) add(e entry) error {
+	if len(s.buf) == cap(s.buf) {
+		s.grow()
+	}
 	s.buf = append(s.buf, e)
 	s.added++
 	if len(s.buf) >= s.limit {
 		return s.spill()
 	}
 	return nil
+}
+
+// grow makes room in the full buffer: to entryBufStart entries first, then
+// to the limit.
+func (s *entrySorter) grow() {
+	n := min(s.limit, entryBufStart)
+	if cap(s.buf) >= n {
+		n = s.limit
+	}
+	if n <= cap(s.buf) {
+		return // at the limit: add spills before it fills up
+	}
+	s.buf = slices.Grow(s.buf, n-len(s.buf))
 }
 
 func (s *entrySorter) spill() error {
