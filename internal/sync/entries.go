@@ -3,7 +3,6 @@ package sync
 import (
 	"bufio"
 	"cmp"
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -327,7 +326,7 @@ func (s *entrySorter) finish() (entryIter, error) {
 			m.h.cs = append(m.h.cs, c)
 		}
 	}
-	heap.Init(&m.h)
+	m.h.init()
 	return m, nil
 }
 
@@ -410,9 +409,9 @@ func (m *entryMerge) next() (entry, bool, error) {
 		return entry{}, false, err
 	}
 	if ok {
-		heap.Fix(&m.h, 0)
+		m.h.fixTop()
 	} else {
-		heap.Pop(&m.h)
+		m.h.popTop()
 	}
 	return e, true, nil
 }
