@@ -327,3 +327,29 @@ func TestLoadNote(t *testing.T) {
 	require.Equal(t, ": other work ran on the machine, so the figures are noisy", loadNote(0.15, 3.2, 2))
 	require.Equal(t, "", loadNote(-1, 1, 2))
 }
+
+// TestParseProcStat: the machine's busy time is every tick of the cpu line
+// but idle and iowait, at 10 ms a tick; other lines and bad input give none.
+func TestParseProcStat(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"all fields", "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n", 161 * 10 * time.Millisecond, true},
+		{"old kernel", "cpu 10 0 10 99 1\n", 20 * 10 * time.Millisecond, true},
+		{"per-cpu line first", "cpu0 1 2 3 4 5\n", 0, false},
+		{"too short", "cpu 1 2 3\n", 0, false},
+		{"not a number", "cpu 1 x 3 4 5\n", 0, false},
+		{"empty", "", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := parseProcStat([]byte(tc.in))
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -24,8 +24,13 @@ type Measurement struct {
 	MaxRSS int64
 	// User and Sys are the child's CPU times.
 	User, Sys time.Duration
-	Stdout    []byte
-	Stderr    []byte
+	// MachineBusy is the CPU time every process of the machine spent while
+	// the child ran (from /proc/stat; 0 where it cannot be read): the
+	// child's own, and that of the servers it talks to (Postgres), and of
+	// anything else running.
+	MachineBusy time.Duration
+	Stdout      []byte
+	Stderr      []byte
 }
 
 // Cmd is a child process to measure.
@@ -117,6 +122,7 @@ func Measure(ctx context.Context, c Cmd) (Measurement, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
+	busy0, busyOK := machineBusy()
 	start := time.Now()
 	var hwm hwmPoller
 	if err := cmd.Start(); err != nil {
@@ -127,6 +133,9 @@ func Measure(ctx context.Context, c Cmd) (Measurement, error) {
 	}
 	err := cmd.Wait()
 	m := Measurement{Wall: time.Since(start), Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	if busy1, ok := machineBusy(); ok && busyOK {
+		m.MachineBusy = busy1 - busy0
+	}
 	if useTime {
 		if rss, user, sys, ok := parseTimeOutput(timeOut); ok {
 			m.MaxRSS, m.User, m.Sys = rss, user, sys
@@ -145,6 +154,39 @@ func Measure(ctx context.Context, c Cmd) (Measurement, error) {
 		return m, fmt.Errorf("running %s: %w", c.String(), err)
 	}
 	return m, nil
+}
+
+// machineBusy returns the CPU time all processes of the machine have spent
+// since boot: the first line of /proc/stat (user, nice, system, idle,
+// iowait, irq, softirq, steal, in USER_HZ ticks of 10 ms) without idle and
+// iowait.
+func machineBusy() (time.Duration, bool) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	return parseProcStat(data)
+}
+
+// parseProcStat reads the busy time from the contents of /proc/stat.
+func parseProcStat(data []byte) (time.Duration, bool) {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, false
+	}
+	var busy int64
+	for i, v := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond, true
 }
 
 // haveGNUTime reports whether /usr/bin/time is GNU time.
@@ -243,14 +285,16 @@ func Median[T ~int64 | ~float64](xs []T) T {
 
 // Summary is the median of repeated measurements, with their spread.
 type Summary struct {
-	N         int
-	Wall      time.Duration
-	MinWall   time.Duration
-	MaxWall   time.Duration
-	MaxRSS    int64
-	CPU       time.Duration
-	AllWalls  []time.Duration
-	AllMaxRSS []int64
+	N       int
+	Wall    time.Duration
+	MinWall time.Duration
+	MaxWall time.Duration
+	MaxRSS  int64
+	CPU     time.Duration
+	// MachineBusy is the median of the machine's CPU time during each run.
+	MachineBusy time.Duration
+	AllWalls    []time.Duration
+	AllMaxRSS   []int64
 }
 
 // Summarize takes the medians of ms.
@@ -262,10 +306,11 @@ func Summarize(ms []Measurement) Summary {
 	walls := make([]time.Duration, len(ms))
 	rss := make([]int64, len(ms))
 	cpu := make([]time.Duration, len(ms))
+	busy := make([]time.Duration, len(ms))
 	for i, m := range ms {
-		walls[i], rss[i], cpu[i] = m.Wall, m.MaxRSS, m.User+m.Sys
+		walls[i], rss[i], cpu[i], busy[i] = m.Wall, m.MaxRSS, m.User+m.Sys, m.MachineBusy
 	}
-	s.Wall, s.MaxRSS, s.CPU = Median(walls), Median(rss), Median(cpu)
+	s.Wall, s.MaxRSS, s.CPU, s.MachineBusy = Median(walls), Median(rss), Median(cpu), Median(busy)
 	s.MinWall, s.MaxWall = slices.Min(walls), slices.Max(walls)
 	s.AllWalls, s.AllMaxRSS = walls, rss
 	return s
