@@ -34,3 +34,9 @@ func BenchmarkScanDigest1M(b *testing.B) {
 func BenchmarkCompactDigest1M(b *testing.B) {
 	statetest.BenchCompactDigest1M(b, openBench(b))
 }
+
+// BenchmarkFirstSync1M runs the state-store side of a first sync of
+// 1,000,000 members: pending marks, confirmations, the compaction.
+func BenchmarkFirstSync1M(b *testing.B) {
+	statetest.BenchFirstSync1M(b, openBench(b))
+}

@@ -266,6 +266,89 @@ func testDigestConcurrent(t *testing.T, s state.Store, open OpenFunc) {
 	checkDigestCompacted(t, s, sy)
 }
 
+// testDigestLargeDelta folds a delta larger than a quarter of the
+// compacted digest (the stores rebuild their chunks from the members
+// then, rather than merge key by key), first alone, then while writers
+// change members of the same sync through two Stores, and checks the digest
+// against the members after each.
+func testDigestLargeDelta(t *testing.T, s state.Store, open OpenFunc) {
+	c := ctx(t)
+	const sy = "digest-large-delta"
+	s2 := open(t)
+	t.Cleanup(func() { require.NoError(t, s2.Close()) })
+	const n = 5000 // one chunk: a delta of more than 4,096 keys is large
+	key := func(i int) string { return fmt.Sprintf("large-delta%05d@example.com", i) }
+	b := state.Batch{At: at}
+	for i := range n {
+		b.Confirmed = append(b.Confirmed, state.Member{Key: key(i), LeadID: int64(i + 1), FieldsHash: fmt.Appendf(nil, "%08d", i)})
+	}
+	require.NoError(t, s.ApplyBatch(c, sy, b))
+	require.NoError(t, s.CompactDigest(c, sy))
+	CheckDigest(t, s, sy)
+
+	// The rounds' deltas, each larger than the threshold: removals,
+	// updates (unknown and empty hashes, pending marks, an unknown lead ID
+	// that keeps the known one) and new members.
+	next := n
+	change := func(round int) state.Batch {
+		b := state.Batch{At: at.Add(time.Duration(round) * time.Hour)}
+		for i := range n {
+			if (i+round)%10 == 0 {
+				continue // the writers' keys
+			}
+			switch (i + round) % 7 {
+			case 0:
+				b.Removed = append(b.Removed, key(i))
+			case 1:
+				b.Confirmed = append(b.Confirmed, state.Member{Key: key(i), FieldsHash: []byte("changed")})
+			case 2:
+				b.Confirmed = append(b.Confirmed, state.Member{Key: key(i), LeadID: int64(i + 1)})
+			case 3:
+				b.Confirmed = append(b.Confirmed, state.Member{Key: key(i), LeadID: int64(i + 1), FieldsHash: []byte{}})
+			case 4:
+				b.Confirmed = append(b.Confirmed, state.Member{Key: key(i), LeadID: int64(i + 1), FieldsHash: []byte(state.PendingHash)})
+			default:
+				b.Confirmed = append(b.Confirmed, state.Member{Key: key(next), LeadID: int64(next + 1)})
+				next++
+			}
+		}
+		return b
+	}
+	require.NoError(t, s.ApplyBatch(c, sy, change(1)))
+	require.NoError(t, s.CompactDigest(c, sy))
+	CheckDigest(t, s, sy)
+
+	// Again, with writers changing the keys the round leaves alone while
+	// the compaction runs.
+	require.NoError(t, s.ApplyBatch(c, sy, change(2)))
+	var writers stdsync.WaitGroup
+	start := make(chan struct{})
+	for w := range 4 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 3))
+			var keys []string
+			for i := 8 + w*10; i < n; i += 40 { // (i+2)%10 == 0, a quarter each
+				keys = append(keys, key(i))
+			}
+			leadID := func(string) int64 { return int64(w + 1) }
+			<-start
+			for range 10 {
+				if err := []state.Store{s, s2}[w%2].ApplyBatch(c, sy, randomBatch(rng, keys, leadID, 20)); err != nil {
+					t.Errorf("applying: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	require.NoError(t, s2.CompactDigest(c, sy))
+	writers.Wait()
+	CheckDigest(t, s, sy)
+	checkDigestCompacted(t, s2, sy)
+}
+
 func testDigestScanStops(t *testing.T, s state.Store, _ OpenFunc) {
 	c := ctx(t)
 	const sy = "digest-stop"
@@ -429,4 +512,67 @@ func BenchCompactDigest1M(b *testing.B, s state.Store) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/compaction")
+}
+
+// BenchFirstSync1M benchmarks s through the state-store side of a first sync
+// of 1,000,000 members, as the engine drives it: pending marks (confirmed
+// members under [state.PendingHash]) in batches of 100,000, then the same
+// keys confirmed with their lead IDs and hashes in batches of 100,000, then
+// the end-of-run compaction of the digest. The batches come in fingerprint
+// order, as the engine's plan sends them, so the keys of each are in random
+// key order. Each phase's seconds are reported as a metric. Both backends'
+// BenchmarkFirstSync1M run it.
+func BenchFirstSync1M(b *testing.B, s state.Store) {
+	const n, batchSize = 1_000_000, 100_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	fps := make([][state.FingerprintSize]byte, n)
+	for i, k := range keys {
+		fps[i] = state.Fingerprint(k)
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return bytes.Compare(fps[x][:], fps[y][:]) })
+	fps = nil
+	var pending, confirm, compact time.Duration
+	for i := 0; b.Loop(); i++ {
+		sy := fmt.Sprint("bench-first-sync-", i)
+		start := time.Now()
+		for lo := 0; lo < n; lo += batchSize {
+			batch := state.Batch{At: at, Confirmed: make([]state.Member, 0, batchSize)}
+			for _, j := range order[lo:min(lo+batchSize, n)] {
+				batch.Confirmed = append(batch.Confirmed, state.Member{Key: keys[j], FieldsHash: []byte(state.PendingHash)})
+			}
+			if err := s.ApplyBatch(b.Context(), sy, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		marked := time.Now()
+		for lo := 0; lo < n; lo += batchSize {
+			batch := state.Batch{At: at.Add(time.Minute), Confirmed: make([]state.Member, 0, batchSize)}
+			for _, j := range order[lo:min(lo+batchSize, n)] {
+				batch.Confirmed = append(batch.Confirmed, state.Member{Key: keys[j], LeadID: int64(1_000_000 + j),
+					FieldsHash: fmt.Appendf(nil, "%016x", j)})
+			}
+			if err := s.ApplyBatch(b.Context(), sy, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		confirmed := time.Now()
+		if err := s.CompactDigest(b.Context(), sy); err != nil {
+			b.Fatal(err)
+		}
+		done := time.Now()
+		pending += marked.Sub(start)
+		confirm += confirmed.Sub(marked)
+		compact += done.Sub(confirmed)
+	}
+	per := func(d time.Duration) float64 { return d.Seconds() / float64(b.N) }
+	b.ReportMetric(per(pending), "pending-s")
+	b.ReportMetric(per(confirm), "confirm-s")
+	b.ReportMetric(per(compact), "compact-s")
 }

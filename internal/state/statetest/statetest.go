@@ -56,6 +56,7 @@ func Exercise(t *testing.T, open OpenFunc) {
 		{"DigestRandom", testDigestRandom},
 		{"DigestLarge", testDigestLarge},
 		{"DigestConcurrent", testDigestConcurrent},
+		{"DigestLargeDelta", testDigestLargeDelta},
 		{"DigestScanStopsOnError", testDigestScanStops},
 		{"DigestUnknownSync", testDigestUnknownSync},
 		{"DigestIsolation", testDigestIsolation},
