@@ -39,6 +39,11 @@ func (s *Store) ScanDigest(ctx context.Context, syncName string, fn func(*state.
 // writes the merged digest as new chunks numbered after the old ones,
 // deletes the old ones and empties the sync's delta. No other write can
 // come between its reads and its writes.
+//
+// A delta larger than a quarter of the base (a first sync, a resync, or no
+// chunks yet) is not merged key by key, which would look each key up in
+// the members at random: the chunks are rebuilt from one scan of the
+// members instead (rebuildDigest).
 func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 	var pending bool
 	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM digest_delta WHERE sync_name = ?)`, syncName).
@@ -49,9 +54,9 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 		return nil
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var maxSeq int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), -1) FROM digest_chunks WHERE sync_name = ?`, syncName).
-			Scan(&maxSeq); err != nil {
+		var maxSeq, chunks int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), -1), count(*) FROM digest_chunks WHERE sync_name = ?`, syncName).
+			Scan(&maxSeq, &chunks); err != nil {
 			return err
 		}
 		src, closeSrc, err := digestSource(ctx, tx, syncName, maxSeq)
@@ -59,6 +64,16 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 			return err
 		}
 		defer closeSrc()
+		large, err := deltaIsLarge(ctx, tx, syncName, chunks)
+		if err != nil {
+			return err
+		}
+		if large {
+			if err := sqlstore.CheckChunks(ctx, src.ChunkFunc); err != nil {
+				return err
+			}
+			return rebuildDigest(ctx, tx, syncName, maxSeq)
+		}
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO digest_chunks (sync_name, seq, data) VALUES (?, ?, ?)`)
 		if err != nil {
 			return err
@@ -82,6 +97,84 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 		return fmt.Errorf("compacting digest of sync %q: %w", syncName, err)
 	}
 	return nil
+}
+
+// rebuildDivisor: a delta of more than 1/rebuildDivisor of the base's
+// entries is folded by rebuilding the chunks from the members.
+const rebuildDivisor = 4
+
+// deltaIsLarge reports whether the sync's delta holds more than a quarter
+// of the entries of its chunks (estimated from their number, as if each
+// were full), or there are no chunks. It counts at most that many delta
+// rows.
+func deltaIsLarge(ctx context.Context, tx *sql.Tx, syncName string, chunks int64) (bool, error) {
+	if chunks == 0 {
+		return true, nil
+	}
+	limit := chunks * sqlstore.ChunkEntriesMax / rebuildDivisor
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM digest_delta WHERE sync_name = ? LIMIT ?)`,
+		syncName, limit+1).Scan(&n); err != nil {
+		return false, err
+	}
+	return n > limit, nil
+}
+
+// rebuildDigest replaces the sync's chunks (those numbered up to maxSeq)
+// with chunks built from its members, and empties its delta, in the write
+// transaction tx. It reads the members in key order, one sequential scan,
+// and sorts them by fingerprint with bounded memory (sqlstore.DigestSorter:
+// about 16 MiB in memory, the rest in temporary files).
+func rebuildDigest(ctx context.Context, tx *sql.Tx, syncName string, maxSeq int64) error {
+	var sorter sqlstore.DigestSorter
+	defer func() { _ = sorter.Close() }()
+	rows, err := tx.QueryContext(ctx, `SELECT lead_key, coalesce(lead_id, 0), fields_hash FROM members
+		WHERE sync_name = ? ORDER BY lead_key`, syncName)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var e state.DigestEntry
+	for rows.Next() {
+		var key, hash sql.RawBytes // valid until the next row: Add copies them
+		if err := rows.Scan(&key, &e.LeadID, &hash); err != nil {
+			return err
+		}
+		if len(key) == 0 {
+			return fmt.Errorf("%w: member with an empty key", sqlstore.ErrCorruptDigest)
+		}
+		e.FP, e.Key, e.FieldsHash = state.FingerprintBytes(key), key, hash
+		if hash != nil && len(hash) == 0 {
+			e.FieldsHash = []byte{}
+		}
+		if err := sorter.Add(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO digest_chunks (sync_name, seq, data) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	seq := maxSeq
+	if err := sorter.WriteChunks(ctx, func(data []byte) error {
+		seq++
+		_, err := ins.ExecContext(ctx, syncName, seq, data)
+		return err
+	}); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM digest_chunks WHERE sync_name = ? AND seq <= ?`, syncName, maxSeq); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM digest_delta WHERE sync_name = ?`, syncName)
+	return err
 }
 
 // digestSource reads the sync's digest as tx sees it, the chunks numbered up
