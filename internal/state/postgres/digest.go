@@ -200,54 +200,179 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 		if err := lockDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
-		var maxSeq int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), -1) FROM listsync_digest_chunks WHERE sync_name = $1`, syncName).
-			Scan(&maxSeq); err != nil {
+		var maxSeq, chunks int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), -1), count(*) FILTER (WHERE part = 0)
+			FROM listsync_digest_chunks WHERE sync_name = $1`, syncName).Scan(&maxSeq, &chunks); err != nil {
 			return fmt.Errorf("reading the last chunk: %w", err)
 		}
 		src := digestSource(tx, syncName, maxSeq)
-		src.FoldedFunc = func(ctx context.Context, page []sqlstore.DeltaEntry) error {
-			if s.beforeFold != nil {
-				if err := s.beforeFold(ctx); err != nil {
-					return err
-				}
+		large, err := deltaIsLarge(ctx, tx, syncName, chunks)
+		if err != nil {
+			return err
+		}
+		if large {
+			if err := sqlstore.CheckChunks(ctx, src.ChunkFunc); err != nil {
+				return err
 			}
+			return s.rebuildDigest(ctx, tx, syncName, maxSeq)
+		}
+		src.FoldedFunc = func(ctx context.Context, page []sqlstore.DeltaEntry) error {
 			fps := make([][]byte, len(page))
 			versions := make([]int64, len(page))
 			for i := range page {
 				fps[i], versions[i] = page[i].FP[:], page[i].Version
 			}
-			// Each row is looked up by primary key and locked, then deleted
-			// by its tuple ID: a plan that holds whatever the statistics
-			// say about the delta's size.
-			_, err := tx.Exec(ctx, `WITH folded AS (
-					SELECT d.ctid AS tid FROM unnest($2::bytea[], $3::bigint[]) AS f(fp, version),
-					LATERAL (SELECT ctid FROM listsync_digest_delta
-						WHERE sync_name = $1 AND fp = f.fp AND version = f.version
-						FOR UPDATE SKIP LOCKED) d)
-				DELETE FROM listsync_digest_delta WHERE ctid = ANY (ARRAY(SELECT tid FROM folded))`,
-				syncName, fps, versions)
-			return err
+			return s.deleteFolded(ctx, tx, syncName, fps, versions)
 		}
 		seq := maxSeq
-		var parts [][]byte
 		if err := sqlstore.CompactDigest(ctx, src, func(data []byte) error {
 			seq++
-			parts = parts[:0]
-			for rest := data; len(rest) > 0; rest = rest[min(len(rest), chunkPartSize):] {
-				parts = append(parts, rest[:min(len(rest), chunkPartSize)])
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO listsync_digest_chunks (sync_name, seq, part, data)
-				SELECT $1, $2, p - 1, d FROM unnest($3::bytea[]) WITH ORDINALITY AS t(d, p)`, syncName, seq, parts)
-			return err
+			return writeChunk(ctx, tx, syncName, seq, data)
 		}); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND seq <= $2`, syncName, maxSeq)
+		_, err = tx.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND seq <= $2`, syncName, maxSeq)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("compacting digest of sync %q: %w", syncName, err)
+	}
+	return nil
+}
+
+// deleteFolded deletes the sync's delta rows of the fingerprints fps whose
+// version is still the one in versions (read when their state was folded),
+// skipping those a writer holds.
+func (s *Store) deleteFolded(ctx context.Context, tx pgx.Tx, syncName string, fps [][]byte, versions []int64) error {
+	if s.beforeFold != nil {
+		if err := s.beforeFold(ctx); err != nil {
+			return err
+		}
+	}
+	// Each row is looked up by primary key and locked, then deleted by its
+	// tuple ID: a plan that holds whatever the statistics say about the
+	// delta's size.
+	_, err := tx.Exec(ctx, `WITH folded AS (
+			SELECT d.ctid AS tid FROM unnest($2::bytea[], $3::bigint[]) AS f(fp, version),
+			LATERAL (SELECT ctid FROM listsync_digest_delta
+				WHERE sync_name = $1 AND fp = f.fp AND version = f.version
+				FOR UPDATE SKIP LOCKED) d)
+		DELETE FROM listsync_digest_delta WHERE ctid = ANY (ARRAY(SELECT tid FROM folded))`,
+		syncName, fps, versions)
+	return err
+}
+
+// writeChunk stores chunk seq of the sync, in parts of chunkPartSize.
+func writeChunk(ctx context.Context, tx pgx.Tx, syncName string, seq int64, data []byte) error {
+	parts := make([][]byte, 0, len(data)/chunkPartSize+1)
+	for rest := data; len(rest) > 0; rest = rest[min(len(rest), chunkPartSize):] {
+		parts = append(parts, rest[:min(len(rest), chunkPartSize)])
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO listsync_digest_chunks (sync_name, seq, part, data)
+		SELECT $1, $2, p - 1, d FROM unnest($3::bytea[]) WITH ORDINALITY AS t(d, p)`, syncName, seq, parts)
+	return err
+}
+
+// rebuildDivisor: a delta of more than 1/rebuildDivisor of the base's
+// entries is folded by rebuilding the chunks from the members.
+const rebuildDivisor = 4
+
+// deltaIsLarge reports whether the sync's delta holds more than a quarter
+// of the entries of its chunks (estimated from their number, as if each
+// were full), or there are no chunks. It counts at most that many delta
+// rows.
+func deltaIsLarge(ctx context.Context, tx pgx.Tx, syncName string, chunks int64) (bool, error) {
+	if chunks == 0 {
+		return true, nil
+	}
+	limit := chunks * sqlstore.ChunkEntriesMax / rebuildDivisor
+	var n int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT FROM listsync_digest_delta WHERE sync_name = $1 LIMIT $2) d`,
+		syncName, limit+1).Scan(&n); err != nil {
+		return false, fmt.Errorf("counting the delta: %w", err)
+	}
+	return n > limit, nil
+}
+
+// rebuildDigest replaces the sync's chunks (those numbered up to maxSeq)
+// with chunks built from its members, and deletes the delta rows it
+// folded, in tx, which holds the digest lock. Postgres computes each
+// member's fingerprint and sorts the members by it (one sequential scan),
+// so that no delta key is looked up in the members.
+//
+// Writers do not take the digest lock, so the folded rows are chosen as
+// CompactDigest's merge chooses them. The delta's keys and versions are
+// copied into a temporary table before the members' cursor is declared, so
+// in a snapshot no later than the members': a row still at the version
+// copied was not changed since the members were read either, and its state
+// is in the new chunks. Any other row (changed since, inserted since, or
+// held by a writer: SKIP LOCKED) stays for the next compaction, and
+// overrides the chunks with the state it names. The deletion is one join of
+// the delta with that table, not a statement per page of keys.
+func (s *Store) rebuildDigest(ctx context.Context, tx pgx.Tx, syncName string, maxSeq int64) error {
+	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE listsync_digest_folded ON COMMIT DROP AS
+		SELECT fp, version FROM listsync_digest_delta WHERE sync_name = $1`, syncName); err != nil {
+		return fmt.Errorf("reading the delta: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DECLARE listsync_digest_members NO SCROLL CURSOR FOR
+		SELECT substring(sha256(convert_to(lead_key, 'UTF8')) from 1 for 16) AS fp, lead_key, coalesce(lead_id, 0), fields_hash
+		FROM listsync_members WHERE sync_name = $1
+		ORDER BY fp`, syncName); err != nil {
+		return fmt.Errorf("reading the members: %w", err)
+	}
+	src := sqlstore.DigestSource{
+		ChunkFunc: func(context.Context, int64, []byte) (int64, []byte, bool, error) { return 0, nil, false, nil },
+		// The members come as delta entries over no chunks: the merge checks
+		// their order and fingerprints as it does a delta's.
+		DeltaFunc: func(ctx context.Context, _ []byte, page []sqlstore.DeltaEntry) ([]sqlstore.DeltaEntry, error) {
+			rows, err := tx.Query(ctx, fmt.Sprintf(`FETCH %d FROM listsync_digest_members`, sqlstore.DeltaPageSize))
+			if err != nil {
+				return page, err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				d := sqlstore.DeltaEntry{Member: true}
+				var fp []byte
+				if err := rows.Scan(&fp, &d.Key, &d.LeadID, &d.FieldsHash); err != nil {
+					return page, err
+				}
+				if len(fp) != state.FingerprintSize {
+					return page, fmt.Errorf("%w: member fingerprint of %d bytes", sqlstore.ErrCorruptDigest, len(fp))
+				}
+				d.FP = [state.FingerprintSize]byte(fp)
+				page = append(page, d)
+			}
+			return page, rows.Err()
+		},
+	}
+	seq := maxSeq
+	if err := sqlstore.CompactDigest(ctx, src, func(data []byte) error {
+		seq++
+		return writeChunk(ctx, tx, syncName, seq, data)
+	}); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND seq <= $2`, syncName, maxSeq); err != nil {
+		return err
+	}
+	if s.beforeFold != nil {
+		if err := s.beforeFold(ctx); err != nil {
+			return err
+		}
+	}
+	// A hash join whatever the statistics say: planned from a delta
+	// counted empty, a nested loop would scan it once per key. The setting
+	// lasts until the transaction ends, which follows.
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_nestloop = off`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `WITH folded AS (
+			SELECT d.ctid AS tid FROM listsync_digest_delta d
+			JOIN listsync_digest_folded f ON d.fp = f.fp AND d.version = f.version
+			WHERE d.sync_name = $1
+			FOR UPDATE OF d SKIP LOCKED)
+		DELETE FROM listsync_digest_delta WHERE ctid = ANY (ARRAY(SELECT tid FROM folded))`, syncName); err != nil {
+		return fmt.Errorf("deleting the folded delta: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -290,10 +292,15 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 		// deletes, for the digest's delta.
 		touched := make([]string, 0, len(b.Confirmed))
 		if n := len(b.Confirmed); n > 0 {
+			// In key order (unnest keeps the arrays' order), the upsert
+			// walks the members' index page after page instead of at
+			// random: batches come in fingerprint order.
+			confirmed := slices.Clone(b.Confirmed)
+			slices.SortFunc(confirmed, func(x, y state.Member) int { return strings.Compare(x.Key, y.Key) })
 			keys := make([]string, n)
 			ids := make([]int64, n)
 			hashes := make([][]byte, n)
-			for i, m := range b.Confirmed {
+			for i, m := range confirmed {
 				keys[i], ids[i], hashes[i] = m.Key, m.LeadID, m.FieldsHash
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO listsync_members (sync_name, lead_key, lead_id, fields_hash, confirmed_at)
