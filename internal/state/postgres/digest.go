@@ -296,9 +296,8 @@ func deltaIsLarge(ctx context.Context, tx pgx.Tx, syncName string, chunks int64)
 
 // rebuildDigest replaces the sync's chunks (those numbered up to maxSeq)
 // with chunks built from its members, and deletes the delta rows it
-// folded, in tx, which holds the digest lock. Postgres computes each
-// member's fingerprint and sorts the members by it (one sequential scan),
-// so that no delta key is looked up in the members.
+// folded, in tx, which holds the digest lock: no delta key is looked up in
+// the members (writeMemberChunks).
 //
 // Writers do not take the digest lock, so the folded rows are chosen as
 // CompactDigest's merge chooses them. The delta's keys and versions are
@@ -314,6 +313,39 @@ func (s *Store) rebuildDigest(ctx context.Context, tx pgx.Tx, syncName string, m
 		SELECT fp, version FROM listsync_digest_delta WHERE sync_name = $1`, syncName); err != nil {
 		return fmt.Errorf("reading the delta: %w", err)
 	}
+	if err := writeMemberChunks(ctx, tx, syncName, maxSeq); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND seq <= $2`, syncName, maxSeq); err != nil {
+		return err
+	}
+	if s.beforeFold != nil {
+		if err := s.beforeFold(ctx); err != nil {
+			return err
+		}
+	}
+	// A hash join whatever the statistics say: planned from a delta
+	// counted empty, a nested loop would scan it once per key. The setting
+	// lasts until the transaction ends, which follows.
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_nestloop = off`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `WITH folded AS (
+			SELECT d.ctid AS tid FROM listsync_digest_delta d
+			JOIN listsync_digest_folded f ON d.fp = f.fp AND d.version = f.version
+			WHERE d.sync_name = $1
+			FOR UPDATE OF d SKIP LOCKED)
+		DELETE FROM listsync_digest_delta WHERE ctid = ANY (ARRAY(SELECT tid FROM folded))`, syncName); err != nil {
+		return fmt.Errorf("deleting the folded delta: %w", err)
+	}
+	return nil
+}
+
+// writeMemberChunks writes the digest of the sync's members, as tx sees
+// them, as chunks numbered after afterSeq. Postgres computes each member's
+// fingerprint and sorts the members by it: one sequential scan, and a sort
+// that spills to disk rather than to this process's memory.
+func writeMemberChunks(ctx context.Context, tx pgx.Tx, syncName string, afterSeq int64) error {
 	if _, err := tx.Exec(ctx, `DECLARE listsync_digest_members NO SCROLL CURSOR FOR
 		SELECT substring(sha256(convert_to(lead_key, 'UTF8')) from 1 for 16) AS fp, lead_key, coalesce(lead_id, 0), fields_hash
 		FROM listsync_members WHERE sync_name = $1
@@ -345,34 +377,12 @@ func (s *Store) rebuildDigest(ctx context.Context, tx pgx.Tx, syncName string, m
 			return page, rows.Err()
 		},
 	}
-	seq := maxSeq
+	seq := afterSeq
 	if err := sqlstore.CompactDigest(ctx, src, func(data []byte) error {
 		seq++
 		return writeChunk(ctx, tx, syncName, seq, data)
 	}); err != nil {
 		return err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM listsync_digest_chunks WHERE sync_name = $1 AND seq <= $2`, syncName, maxSeq); err != nil {
-		return err
-	}
-	if s.beforeFold != nil {
-		if err := s.beforeFold(ctx); err != nil {
-			return err
-		}
-	}
-	// A hash join whatever the statistics say: planned from a delta
-	// counted empty, a nested loop would scan it once per key. The setting
-	// lasts until the transaction ends, which follows.
-	if _, err := tx.Exec(ctx, `SET LOCAL enable_nestloop = off`); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `WITH folded AS (
-			SELECT d.ctid AS tid FROM listsync_digest_delta d
-			JOIN listsync_digest_folded f ON d.fp = f.fp AND d.version = f.version
-			WHERE d.sync_name = $1
-			FOR UPDATE OF d SKIP LOCKED)
-		DELETE FROM listsync_digest_delta WHERE ctid = ANY (ARRAY(SELECT tid FROM folded))`, syncName); err != nil {
-		return fmt.Errorf("deleting the folded delta: %w", err)
 	}
 	return nil
 }

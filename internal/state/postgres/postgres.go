@@ -407,14 +407,16 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 		if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1`, syncName); err != nil {
 			return err
 		}
-		// The digest starts over: every member put goes to its delta.
+		// The digest starts over, built from the members once they are all
+		// put. A writer of another worker that changes them meanwhile adds
+		// to the delta as ever, which overrides the chunks.
 		if err := clearDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE listsync_bindings SET needs_resync = false WHERE sync_name = $1`, syncName); err != nil {
 			return err
 		}
-		return fill(func(page []state.Member) error {
+		err := fill(func(page []state.Member) error {
 			// One statement cannot upsert a key twice: fold repeats
 			// within the page first, as the statement folds them across
 			// pages (two lead IDs for one key make it unknown).
@@ -442,8 +444,12 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 				syncName, keys, ids, at); err != nil {
 				return err
 			}
-			return touchDigest(ctx, tx, syncName, keys)
+			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return writeMemberChunks(ctx, tx, syncName, -1)
 	})
 	if err != nil {
 		return fmt.Errorf("replacing members of sync %q: %w", syncName, err)

@@ -539,11 +539,11 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE sync_name = ?`, syncName); err != nil {
 			return err
 		}
-		// The digest starts over: every member put goes to its delta.
+		// The digest starts over, built from the members once they are all
+		// put (the write transaction keeps out every other writer).
 		if err := clearDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
-		delta := deltaWriter{syncName: syncName}
 		if _, err := tx.ExecContext(ctx, `UPDATE bindings SET needs_resync = 0 WHERE sync_name = ?`, syncName); err != nil {
 			return err
 		}
@@ -556,7 +556,7 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 		}
 		defer up.Close()
 		ts := micros(at)
-		return fill(func(page []state.Member) error {
+		err = fill(func(page []state.Member) error {
 			for _, m := range page {
 				if m.Key == "" {
 					return errors.New("member with an empty key")
@@ -564,10 +564,13 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 				if _, err := up.ExecContext(ctx, syncName, m.Key, nullID(m.LeadID), ts); err != nil {
 					return err
 				}
-				delta.touch(m.Key)
 			}
-			return delta.flush(ctx, tx)
+			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return rebuildDigest(ctx, tx, syncName, -1)
 	})
 	if err != nil {
 		return fmt.Errorf("replacing members of sync %q: %w", syncName, err)
