@@ -40,3 +40,9 @@ func BenchmarkCompactDigest1M(b *testing.B) {
 func BenchmarkFirstSync1M(b *testing.B) {
 	statetest.BenchFirstSync1M(b, openBench(b))
 }
+
+// BenchmarkReplaceMembers1M runs the state-store side of a full resync of
+// 1,000,000 members: ReplaceMembers, then the compaction.
+func BenchmarkReplaceMembers1M(b *testing.B) {
+	statetest.BenchReplaceMembers1M(b, openBench(b))
+}
