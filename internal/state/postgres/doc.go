@@ -16,5 +16,9 @@
 // every write to the members adds to (or bumps the version of) in its
 // transaction. Writers never wait for a compaction; compactions of a sync,
 // and the methods that clear its digest, are serialised by a transaction
-// advisory lock (see [Store.CompactDigest]).
+// advisory lock (see [Store.CompactDigest]). A delta larger than a quarter
+// of the chunks (a first sync), and a full resync, rebuild the chunks from
+// the members sorted by a fingerprint Postgres computes, instead of merging
+// key by key; the rebuild copies the delta's versions into a temporary
+// table, so the role needs the TEMPORARY privilege (granted by default).
 package postgres

@@ -16,7 +16,9 @@
 // The ledger's digest ([state.Store.ScanDigest]) is kept in digest_chunks,
 // blobs of about 16,384 members in fingerprint order, and digest_delta, the
 // keys changed since the last compaction, which every write to the members
-// adds to in its transaction. The read connections map the file into memory
-// (mmap_size), so that the blobs are read without a read(2) per page, and a
-// scan reads the next blob while it decodes one.
+// adds to in its transaction; a scan reads the next blob while it decodes
+// one. A compaction merges a small delta into the chunks key by key; a
+// delta larger than a quarter of them (a first sync), and a full resync,
+// rebuild the chunks from one scan of the members instead, sorted by
+// fingerprint in about 16 MiB of memory and temporary files (os.TempDir).
 package sqlite
