@@ -368,10 +368,9 @@ func writeMemberChunks(ctx context.Context, tx pgx.Tx, syncName string, afterSeq
 				if err := rows.Scan(&fp, &d.Key, &d.LeadID, &d.FieldsHash); err != nil {
 					return page, err
 				}
-				if len(fp) != state.FingerprintSize {
-					return page, fmt.Errorf("%w: member fingerprint of %d bytes", sqlstore.ErrCorruptDigest, len(fp))
+				if d.FP, err = sqlstore.FPOf(fp, "member"); err != nil {
+					return page, err
 				}
-				d.FP = [state.FingerprintSize]byte(fp)
 				page = append(page, d)
 			}
 			return page, rows.Err()
@@ -458,10 +457,9 @@ func digestSource(tx pgx.Tx, syncName string, maxSeq int64) sqlstore.DigestSourc
 				if err := rows.Scan(&fp, &d.Key, &d.Version, &d.Member, &d.LeadID, &d.FieldsHash); err != nil {
 					return page, err
 				}
-				if len(fp) != state.FingerprintSize {
-					return page, fmt.Errorf("%w: delta fingerprint of %d bytes", sqlstore.ErrCorruptDigest, len(fp))
+				if d.FP, err = sqlstore.FPOf(fp, "delta"); err != nil {
+					return page, err
 				}
-				d.FP = [state.FingerprintSize]byte(fp)
 				page = append(page, d)
 			}
 			return page, rows.Err()

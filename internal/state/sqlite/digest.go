@@ -74,24 +74,9 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 			}
 			return rebuildDigest(ctx, tx, syncName, maxSeq)
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO digest_chunks (sync_name, seq, data) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		seq := maxSeq
-		if err := sqlstore.CompactDigest(ctx, src, func(data []byte) error {
-			seq++
-			_, err := ins.ExecContext(ctx, syncName, seq, data)
-			return err
-		}); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM digest_chunks WHERE sync_name = ? AND seq <= ?`, syncName, maxSeq); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM digest_delta WHERE sync_name = ?`, syncName)
-		return err
+		return replaceChunks(ctx, tx, syncName, maxSeq, func(write func([]byte) error) error {
+			return sqlstore.CompactDigest(ctx, src, write)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("compacting digest of sync %q: %w", syncName, err)
@@ -157,13 +142,22 @@ func rebuildDigest(ctx context.Context, tx *sql.Tx, syncName string, maxSeq int6
 	if err := rows.Close(); err != nil {
 		return err
 	}
+	return replaceChunks(ctx, tx, syncName, maxSeq, func(write func([]byte) error) error {
+		return sorter.WriteChunks(ctx, write)
+	})
+}
+
+// replaceChunks stores the chunks that build passes to its write function,
+// numbered after maxSeq, then deletes the sync's chunks up to maxSeq and its
+// whole delta, in the write transaction tx.
+func replaceChunks(ctx context.Context, tx *sql.Tx, syncName string, maxSeq int64, build func(write func([]byte) error) error) error {
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO digest_chunks (sync_name, seq, data) VALUES (?, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	defer ins.Close()
 	seq := maxSeq
-	if err := sorter.WriteChunks(ctx, func(data []byte) error {
+	if err := build(func(data []byte) error {
 		seq++
 		_, err := ins.ExecContext(ctx, syncName, seq, data)
 		return err
@@ -222,10 +216,9 @@ func digestSource(ctx context.Context, tx *sql.Tx, syncName string, maxSeq int64
 			if err := rows.Scan(&fp, &d.Key, &d.Member, &d.LeadID, &d.FieldsHash); err != nil {
 				return page, err
 			}
-			if len(fp) != state.FingerprintSize {
-				return page, fmt.Errorf("%w: delta fingerprint of %d bytes", sqlstore.ErrCorruptDigest, len(fp))
+			if d.FP, err = sqlstore.FPOf(fp, "delta"); err != nil {
+				return page, err
 			}
-			d.FP = [state.FingerprintSize]byte(fp)
 			page = append(page, d)
 		}
 		return page, rows.Err()

@@ -61,6 +61,16 @@ func AppendEntry(dst []byte, e *state.DigestEntry) []byte {
 	return append(dst, e.Key...)
 }
 
+// FPOf returns fp, a fingerprint read from a store, as an array, or an
+// error wrapping [ErrCorruptDigest] that names what it fingerprints (a
+// "delta" row, a "member") when it is not [state.FingerprintSize] bytes.
+func FPOf(fp []byte, what string) ([state.FingerprintSize]byte, error) {
+	if len(fp) != state.FingerprintSize {
+		return [state.FingerprintSize]byte{}, fmt.Errorf("%w: %s fingerprint of %d bytes", ErrCorruptDigest, what, len(fp))
+	}
+	return [state.FingerprintSize]byte(fp), nil
+}
+
 // ChunkReader decodes the entries of one chunk without allocating: the
 // entry it fills aliases the chunk's bytes.
 type ChunkReader struct {
