@@ -207,14 +207,14 @@ func cmdReset(ctx context.Context, e *env, args []string) error {
 		}
 		// A reset under a running sync would race its commits: take the
 		// sync's lock for the duration.
-		unlock, err := a.store.Lock(ctx, s.Name)
+		lease, err := a.store.Lock(ctx, s.Name)
 		if err != nil {
 			if errors.Is(err, state.ErrLocked) {
 				return fmt.Errorf("sync %q is running (another process holds its lock); try again when it has finished", s.Name)
 			}
 			return fmt.Errorf("locking sync %q: %w", s.Name, err)
 		}
-		defer func() { _ = unlock(context.WithoutCancel(ctx)) }()
+		defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
 		if err := a.store.Reset(ctx, s.Name); err != nil {
 			return fmt.Errorf("resetting sync %q: %w", s.Name, err)
 		}

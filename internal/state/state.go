@@ -6,12 +6,61 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
 // ErrLocked is returned by [Store.Lock] when another run holds the sync's
 // lock.
 var ErrLocked = errors.New("sync is locked by another run")
+
+// ErrLockLost is wrapped by [Lease.Err] once a store finds that a sync's
+// lock is no longer held, before its holder released it: the connection
+// holding it died, or another process took it over after it expired.
+// Another worker may then run the sync.
+var ErrLockLost = errors.New("lost the sync's lock")
+
+// Lease is a sync's lock, held for one run: see [Store.Lock].
+type Lease struct {
+	unlock func(context.Context) error
+	lost   chan struct{}
+	once   sync.Once
+	err    error
+}
+
+// NewLease returns a held lock that unlock releases. Stores create it in
+// Lock; unlock must be idempotent.
+func NewLease(unlock func(context.Context) error) *Lease {
+	return &Lease{unlock: unlock, lost: make(chan struct{})}
+}
+
+// Unlock releases the lock. It is idempotent.
+func (l *Lease) Unlock(ctx context.Context) error { return l.unlock(ctx) }
+
+// Lost is closed once the store finds the lock gone while it was held. A
+// run stops then: it finishes and records the batch in flight and sends
+// nothing more, since another worker may be running the sync.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err returns why the lock was lost (wrapping [ErrLockLost]) once Lost is
+// closed, and nil before.
+func (l *Lease) Err() error {
+	select {
+	case <-l.lost:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// SetLost records that the lock is gone, for the reason why, which should
+// wrap [ErrLockLost]. Stores call it; calls after the first are ignored.
+func (l *Lease) SetLost(why error) {
+	l.once.Do(func() {
+		l.err = why
+		close(l.lost)
+	})
+}
 
 // ErrRunNotFound is returned by [Store.FinishRun] for a run ID the store does
 // not know.
@@ -99,8 +148,9 @@ type Store interface {
 
 	// Lock takes the sync's lock for one run, or returns [ErrLocked] at once
 	// when another holder has it. The lock dies with its holder's process
-	// (see each backend for how). unlock releases it and is idempotent.
-	Lock(ctx context.Context, sync string) (unlock func(context.Context) error, err error)
+	// (see each backend for how). The lease's Unlock releases it; its Lost
+	// channel closes if the store finds the lock gone before that.
+	Lock(ctx context.Context, sync string) (*Lease, error)
 	// ClaimTick claims the scheduled tick of the sync, so that of several
 	// workers sharing the store exactly one runs it: it returns true to the
 	// first caller for a (sync, tick) pair and false to every later one.

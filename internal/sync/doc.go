@@ -7,7 +7,8 @@
 //
 // # One run
 //
-//  1. Take the sync's lock; record the run.
+//  1. Take the sync's lock; record the run. Should the store find the lock
+//     lost later (state.Lease.Lost), the run stops as on a shutdown.
 //  2. Stream the model's rows; normalise and validate the keys; render the
 //     mapped fields and hash them. Reading the warehouse and staging run on
 //     two goroutines. Each valid row goes to an arena file, and a 40-byte

@@ -431,7 +431,7 @@ func TestConcurrentRunsOfOneSyncAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.engine.Run(e.ctx, spec, listsync.RunOptions{})
 	require.ErrorIs(t, err, state.ErrLocked)
-	require.NoError(t, unlock(e.ctx))
+	require.NoError(t, unlock.Unlock(e.ctx))
 	e.run(spec, listsync.RunOptions{})
 }
 
@@ -592,6 +592,77 @@ func TestCanceledMidPushCommitsWhatMarketoConfirmed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, state.RunCanceled, runs[0].Status, "the canceled run is recorded despite the canceled context")
 
+	e.run(spec, listsync.RunOptions{})
+	e.requireConverged(spec.Name, list, all...)
+}
+
+// leaseStore is a real state store that hands the test each lease its
+// Lock takes, so that the test can mark one lost as a backend does when its
+// lock's connection dies (the backends' own tests cover that detection).
+type leaseStore struct {
+	state.Store
+	leases chan *state.Lease
+}
+
+func (s *leaseStore) Lock(ctx context.Context, name string) (*state.Lease, error) {
+	l, err := s.Store.Lock(ctx, name)
+	if err == nil {
+		s.leases <- l
+	}
+	return l, err
+}
+
+// TestLostLockStopsTheRunMidPush: a run whose lock is lost in the middle of
+// its push stops as a shutdown does, since another worker may now run the
+// sync: the chunk in flight is finished and committed, nothing more is
+// sent, and the run is recorded failed with the reason. The next run
+// converges.
+func TestLostLockStopsTheRunMidPush(t *testing.T) {
+	t.Parallel()
+	leases := make(chan *state.Lease, 4)
+	e := newEnv(t, envOptions{
+		emulator: emulator.Config{ImportRowsPerSec: 4000},
+		engine: func(c *listsync.EngineConfig) {
+			c.ChunkSize = 500
+			c.Store = &leaseStore{Store: c.Store, leases: leases}
+		},
+	})
+	list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+	spec := e.spec(marketo.ListRef{ID: list})
+	all := seq("l", 3000)
+	e.setModel(emails(all...)...)
+
+	go func() {
+		lease := <-leases
+		for len(e.em.ListMemberIDs(list)) < 1000 {
+			select {
+			case <-lease.Lost():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		lease.SetLost(fmt.Errorf("%w %q: the connection holding it failed (test)", state.ErrLockLost, spec.Name))
+	}()
+	run, err := e.engine.Run(e.ctx, spec, listsync.RunOptions{})
+	require.ErrorIs(t, err, state.ErrLockLost)
+	require.Equal(t, state.RunFailed, run.Status)
+	require.Contains(t, run.Error, "lost the sync's lock")
+	require.Less(t, run.AddsConfirmed, int64(len(all)), "the push stopped")
+	ledger := e.confirmed(spec.Name)
+	require.Len(t, ledger, int(run.AddsConfirmed), "the run record counts what the ledger holds")
+	onList := map[string]bool{}
+	for _, k := range e.listEmails(list) {
+		onList[k] = true
+	}
+	for _, k := range ledger {
+		require.True(t, onList[k], "the ledger holds only what Marketo confirmed: %s", k)
+	}
+	runs, err := e.store.ListRuns(e.ctx, spec.Name, 1)
+	require.NoError(t, err)
+	require.Equal(t, state.RunFailed, runs[0].Status)
+	require.Contains(t, runs[0].Error, "lost the sync's lock")
+
+	go func() { <-leases }() // the next run's lease, left held
 	e.run(spec, listsync.RunOptions{})
 	e.requireConverged(spec.Name, list, all...)
 }

@@ -40,15 +40,29 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
 		defer cancel()
 	}
-	unlock, err := e.store.Lock(ctx, spec.Name)
+	lease, err := e.store.Lock(ctx, spec.Name)
 	if err != nil {
 		return state.Run{}, fmt.Errorf("starting sync %q: %w", spec.Name, err)
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CommitTimeout)
 		defer cancel()
-		if err := unlock(uctx); err != nil {
+		if err := lease.Unlock(uctx); err != nil {
 			e.logger.Warn("releasing the sync's lock", zap.String("sync", spec.Name), zap.Error(err))
+		}
+	}()
+	// A lost lock stops the run as a shutdown does (the batch in flight is
+	// finished and recorded, nothing more is sent): another worker may be
+	// running the sync now.
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	watched := make(chan struct{})
+	defer close(watched)
+	go func() {
+		select {
+		case <-lease.Lost():
+			stopRun(lease.Err())
+		case <-watched:
 		}
 	}()
 	run, err := e.store.StartRun(ctx, state.Run{Sync: spec.Name, Trigger: opts.Trigger, StartedAt: e.now()})
@@ -73,9 +87,13 @@ func (e *Engine) Run(ctx context.Context, spec Spec, opts RunOptions) (state.Run
 	r.mu.Lock() // commits may still be in flight after a push error
 	run.APICalls = calls.Total()
 	run.EndedAt = e.now()
+	lost := errors.Is(context.Cause(ctx), state.ErrLockLost)
 	switch {
 	case runErr == nil:
 		run.Status = state.RunSucceeded
+	case lost && errors.Is(runErr, context.Canceled):
+		run.Status = state.RunFailed
+		runErr = context.Cause(ctx)
 	case errors.Is(runErr, context.Canceled) && ctx.Err() != nil:
 		run.Status = state.RunCanceled
 	default:

@@ -5,7 +5,9 @@
 //
 // The per-sync lock is a session-level advisory lock taken on a connection
 // of its own, outside the pool: when the worker dies, Postgres closes the
-// session and the lock disappears with it. Members and rejects are written
+// session and the lock disappears with it. That connection is pinged every
+// Config.LockCheckInterval; a failed ping marks the run's lease lost (see
+// [state.Lease]), and the run stops. Members and rejects are written
 // with one multi-row statement per table and batch (unnest of arrays), so
 // that a batch of 100,000 confirmed rows is a handful of round trips.
 //

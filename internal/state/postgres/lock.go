@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	stdsync "sync"
@@ -12,8 +13,9 @@ import (
 	"github.com/listsync/listsync/internal/state"
 )
 
-// lockPingInterval is how often a held lock's connection is checked.
-const lockPingInterval = 15 * time.Second
+// LockCheckIntervalDefault is how often a held lock's connection is
+// checked when Config.LockCheckInterval is 0.
+const LockCheckIntervalDefault = 15 * time.Second
 
 // heldLock is an advisory lock held on a connection of its own.
 type heldLock struct {
@@ -27,13 +29,16 @@ type heldLock struct {
 	connMu stdsync.Mutex // pgx.Conn is not safe for concurrent use
 	conn   *pgx.Conn
 
-	once stdsync.Once
-	err  error
+	once  stdsync.Once
+	err   error
+	lease *state.Lease
 }
 
 // Lock implements [state.Store] with a session advisory lock on a dedicated
 // connection: the lock disappears with the connection when the holder dies.
-func (s *Store) Lock(ctx context.Context, syncName string) (func(context.Context) error, error) {
+// The connection is pinged every Config.LockCheckInterval; when a ping
+// fails the lock may be gone with it, and the lease is marked lost.
+func (s *Store) Lock(ctx context.Context, syncName string) (*state.Lease, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -56,18 +61,19 @@ func (s *Store) Lock(ctx context.Context, syncName string) (func(context.Context
 	}
 	base, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h := &heldLock{s: s, syncName: syncName, key: key, base: base, stop: stop, done: make(chan struct{}), conn: conn}
+	h.lease = state.NewLease(h.unlock)
 	s.mu.Lock()
 	s.held[h] = struct{}{}
 	s.mu.Unlock()
-	go h.watch()
-	return h.unlock, nil
+	go h.watch(cmp.Or(s.cfg.LockCheckInterval, LockCheckIntervalDefault))
+	return h.lease, nil
 }
 
-// watch pings the lock's connection so that losing it (and with it the
-// lock) is at least logged.
-func (h *heldLock) watch() {
+// watch pings the lock's connection every interval, and marks the lease
+// lost when a ping fails: the session, and the lock with it, may be gone.
+func (h *heldLock) watch(interval time.Duration) {
 	defer close(h.done)
-	t := time.NewTicker(lockPingInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -75,13 +81,14 @@ func (h *heldLock) watch() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(h.base, lockPingInterval)
+		ctx, cancel := context.WithTimeout(h.base, max(interval, 5*time.Second))
 		h.connMu.Lock()
 		err := h.conn.Ping(ctx)
 		h.connMu.Unlock()
 		cancel()
 		if err != nil && h.base.Err() == nil {
-			h.s.logger.Error("lost the connection holding a sync's lock; another worker may start the sync",
+			h.lease.SetLost(fmt.Errorf("%w %q: the connection holding it failed: %w", state.ErrLockLost, h.syncName, err))
+			h.s.logger.Warn("lost the connection holding a sync's lock; its run stops, and another worker may start the sync",
 				zap.String("sync", h.syncName), zap.Error(err))
 			return
 		}
@@ -99,6 +106,11 @@ func (h *heldLock) unlock(ctx context.Context) error {
 		h.s.mu.Unlock()
 		h.connMu.Lock()
 		defer h.connMu.Unlock()
+		if h.lease.Err() != nil {
+			// The session, and the lock with it, is gone already.
+			_ = h.conn.Close(ctx)
+			return
+		}
 		// Closing the session releases the lock even when the unlock
 		// statement fails.
 		_, err := h.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, h.key)

@@ -40,6 +40,9 @@ type Config struct {
 	// Logger receives warnings such as a lost lock connection
 	// (zap.NewNop() when nil).
 	Logger *zap.Logger
+	// LockCheckInterval is how often the connection holding a sync's lock
+	// is pinged ([LockCheckIntervalDefault] when 0).
+	LockCheckInterval time.Duration
 }
 
 // Store is a [state.Store] in Postgres.

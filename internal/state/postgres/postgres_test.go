@@ -60,15 +60,19 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	require.Equal(t, postgres.MigrationCountForTest(), n, "each migration applied once")
 }
 
+// TestDeadSessionReleasesLock: when the session holding a sync's lock dies,
+// another worker can take the lock, and the holder's lease is marked lost
+// (so that its run stops) at its next check.
 func TestDeadSessionReleasesLock(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
-	a := open(t, dsn)
+	a, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Logger: zaptest.NewLogger(t), LockCheckInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
 	defer a.Close()
 	b := open(t, dsn)
 	defer b.Close()
-	_, err := a.Lock(ctx, "s")
+	held, err := a.Lock(ctx, "s")
 	require.NoError(t, err)
 	_, err = b.Lock(ctx, "s")
 	require.ErrorIs(t, err, state.ErrLocked)
@@ -87,9 +91,17 @@ func TestDeadSessionReleasesLock(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		require.NoError(t, unlock(ctx))
+		require.NoError(t, unlock.Unlock(ctx))
 		return true
 	}, 10*time.Second, 50*time.Millisecond, "the lock dies with its session")
+	select {
+	case <-held.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder's lease is not marked lost")
+	}
+	require.ErrorIs(t, held.Err(), state.ErrLockLost)
+	require.Contains(t, held.Err().Error(), `"s"`)
+	require.NoError(t, held.Unlock(ctx), "unlocking a lost lease is harmless")
 }
 
 // TestMigrationBackfillsDigest opens a ledger written before the digest

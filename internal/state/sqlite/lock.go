@@ -23,11 +23,16 @@ type heldLock struct {
 	done     chan struct{}
 	once     stdsync.Once
 	err      error
+	lease    *state.Lease
 }
 
 // Lock implements [state.Store]. See the package documentation for how a
 // dead holder's lock is freed.
-func (s *Store) Lock(ctx context.Context, syncName string) (func(context.Context) error, error) {
+//
+// The heartbeat marks the lease lost when it finds the lock row taken over
+// by another process (possible only once the lock expired: the heartbeat
+// could not renew it for a whole LockTTL).
+func (s *Store) Lock(ctx context.Context, syncName string) (*state.Lease, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -64,16 +69,18 @@ func (s *Store) Lock(ctx context.Context, syncName string) (func(context.Context
 	}
 	base, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h := &heldLock{s: s, syncName: syncName, owner: owner, base: base, stop: stop, done: make(chan struct{})}
+	h.lease = state.NewLease(h.unlock)
 	s.mu.Lock()
 	s.held[owner] = h
 	s.mu.Unlock()
 	go h.heartbeat()
-	return h.unlock, nil
+	return h.lease, nil
 }
 
 func (h *heldLock) heartbeat() {
 	defer close(h.done)
-	t := time.NewTicker(h.s.cfg.LockTTL / 3)
+	ttl := h.s.cfg.LockTTL
+	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -81,18 +88,22 @@ func (h *heldLock) heartbeat() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(h.base, h.s.cfg.LockTTL/3)
+		ctx, cancel := context.WithTimeout(h.base, ttl/3)
 		res, err := h.s.w.ExecContext(ctx, `UPDATE locks SET expires_at = ? WHERE sync_name = ? AND owner = ?`,
-			micros(h.s.cfg.Now().Add(h.s.cfg.LockTTL)), h.syncName, h.owner)
+			micros(h.s.cfg.Now().Add(ttl)), h.syncName, h.owner)
 		cancel()
 		if err != nil {
+			// Not renewed (the file busy with a long write, say): the lock
+			// is only lost if another process takes the expired row, which
+			// the next renewal finds.
 			if h.base.Err() == nil {
 				h.s.logger.Warn("renewing sync lock", zap.String("sync", h.syncName), zap.Error(err))
 			}
 			continue
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			h.s.logger.Warn("sync lock was taken over by another process after expiring", zap.String("sync", h.syncName))
+			h.lease.SetLost(fmt.Errorf("%w %q: another process took it over after it expired", state.ErrLockLost, h.syncName))
+			h.s.logger.Warn("sync lock was taken over by another process after expiring; its run stops", zap.String("sync", h.syncName))
 			return
 		}
 	}

@@ -75,7 +75,37 @@ func TestExpiredLockIsTakenOver(t *testing.T) {
 	sqlite.SetHostForTest(c, "other-host")
 	unlock, err := c.Lock(ctx, "s")
 	require.NoError(t, err, "an expired lock is free")
-	require.NoError(t, unlock(ctx))
+	require.NoError(t, unlock.Unlock(ctx))
+}
+
+// TestTakenOverLockIsLost: a holder whose expired lock another process took
+// over finds it at its next heartbeat and marks its lease lost, so that its
+// run stops; unlocking it then leaves the new holder's lock alone.
+func TestTakenOverLockIsLost(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	a := open(t, path, func(c *sqlite.Config) { c.LockTTL = 300 * time.Millisecond })
+	defer a.Close()
+	held, err := a.Lock(ctx, "s")
+	require.NoError(t, err)
+	// Another process, on another host, after the expiry it saw.
+	b := open(t, path, func(c *sqlite.Config) { c.Now = func() time.Time { return time.Now().Add(time.Hour) } })
+	defer b.Close()
+	sqlite.SetHostForTest(b, "other-host")
+	taken, err := b.Lock(ctx, "s")
+	require.NoError(t, err, "the lock looks expired to b")
+	select {
+	case <-held.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder's lease is not marked lost")
+	}
+	require.ErrorIs(t, held.Err(), state.ErrLockLost)
+	require.NoError(t, held.Unlock(ctx))
+	_, err = a.Lock(ctx, "s")
+	require.ErrorIs(t, err, state.ErrLocked, "the old holder's unlock left the new holder's lock")
+	require.NoError(t, taken.Err())
+	require.NoError(t, taken.Unlock(ctx))
 }
 
 func TestDeadProcessLockIsTakenOver(t *testing.T) {
@@ -92,7 +122,7 @@ func TestDeadProcessLockIsTakenOver(t *testing.T) {
 	defer b.Close()
 	unlock, err := b.Lock(ctx, "s")
 	require.NoError(t, err, "the lock of a dead process on this host is free at once")
-	require.NoError(t, unlock(ctx))
+	require.NoError(t, unlock.Unlock(ctx))
 }
 
 func TestHeartbeatKeepsLock(t *testing.T) {
@@ -112,7 +142,7 @@ func TestHeartbeatKeepsLock(t *testing.T) {
 		require.ErrorIs(t, err, state.ErrLocked, "a live holder renews its lock")
 		time.Sleep(50 * time.Millisecond)
 	}
-	require.NoError(t, unlock(ctx))
+	require.NoError(t, unlock.Unlock(ctx))
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -591,47 +591,55 @@ func testSkipped(t *testing.T, s state.Store, _ OpenFunc) {
 
 func testLock(t *testing.T, s state.Store, _ OpenFunc) {
 	c := ctx(t)
-	unlock, err := s.Lock(c, "lock")
+	lease, err := s.Lock(c, "lock")
 	require.NoError(t, err)
 	_, err = s.Lock(c, "lock")
 	require.ErrorIs(t, err, state.ErrLocked, "a held lock is refused at once, in the same process too")
-	unlockOther, err := s.Lock(c, "lock-other")
+	other, err := s.Lock(c, "lock-other")
 	require.NoError(t, err, "locks are per sync")
-	require.NoError(t, unlockOther(c))
-	require.NoError(t, unlock(c))
-	require.NoError(t, unlock(c), "unlock is idempotent")
-	unlock, err = s.Lock(c, "lock")
+	require.NoError(t, other.Unlock(c))
+	select {
+	case <-lease.Lost():
+		t.Fatal("a held lock is reported lost")
+	default:
+	}
+	require.NoError(t, lease.Err())
+	require.NoError(t, lease.Unlock(c))
+	require.NoError(t, lease.Unlock(c), "unlock is idempotent")
+	require.NoError(t, lease.Err(), "an unlocked lease is not lost")
+	lease, err = s.Lock(c, "lock")
 	require.NoError(t, err, "a released lock can be taken again")
-	require.NoError(t, unlock(c))
+	require.NoError(t, lease.Unlock(c))
 
 	// A lock taken under a context that is then canceled stays held until
 	// unlocked: the run's context ending does not free it behind its back.
 	lc, cancel := context.WithCancel(c)
-	unlock, err = s.Lock(lc, "lock-ctx")
+	lease, err = s.Lock(lc, "lock-ctx")
 	require.NoError(t, err)
 	cancel()
 	_, err = s.Lock(c, "lock-ctx")
 	require.ErrorIs(t, err, state.ErrLocked)
-	require.NoError(t, unlock(c))
+	require.NoError(t, lease.Err(), "a canceled context does not lose the lock")
+	require.NoError(t, lease.Unlock(c))
 }
 
 func testLockAcrossStores(t *testing.T, s state.Store, open OpenFunc) {
 	c := ctx(t)
 	s2 := open(t)
-	unlock, err := s.Lock(c, "lock-across")
+	lease, err := s.Lock(c, "lock-across")
 	require.NoError(t, err)
 	_, err = s2.Lock(c, "lock-across")
 	require.ErrorIs(t, err, state.ErrLocked, "a second worker cannot take a held lock")
-	require.NoError(t, unlock(c))
-	unlock2, err := s2.Lock(c, "lock-across")
+	require.NoError(t, lease.Unlock(c))
+	lease2, err := s2.Lock(c, "lock-across")
 	require.NoError(t, err)
-	_ = unlock2
+	_ = lease2
 	// Closing a store releases what it holds.
 	require.NoError(t, s2.Close())
 	require.NoError(t, s2.Close(), "Close is idempotent")
-	unlock, err = s.Lock(c, "lock-across")
+	lease, err = s.Lock(c, "lock-across")
 	require.NoError(t, err)
-	require.NoError(t, unlock(c))
+	require.NoError(t, lease.Unlock(c))
 }
 
 func testClaimTick(t *testing.T, s state.Store, open OpenFunc) {
