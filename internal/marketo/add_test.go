@@ -3,6 +3,7 @@ package marketo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -317,4 +318,39 @@ func TestAddImportPollsByProgress(t *testing.T) {
 	require.GreaterOrEqual(t, reads, int64(1))
 	require.LessOrEqual(t, reads, int64(5), "reads timed by progress")
 	require.Less(t, reads, int64(oldReads))
+}
+
+// TestAddImportLearnsTheRate: the client times the first status read of an
+// import by the rate it measured on the one before, so that a second import
+// of the same size is read once, when it is Complete; the first takes a read
+// to measure the rate and one or two at its projected end.
+func TestAddImportLearnsTheRate(t *testing.T) {
+	t.Parallel()
+	const rowsPerSec = 4 // emulated: 400 rows take 100 s, 1 s of real time
+	b := setup(t, options{
+		em: emulator.Config{ImportRowsPerSec: rowsPerSec},
+		client: func(c *marketo.Config) {
+			c.BulkAddMinRows = 2
+			c.ImportPollInitial = 5 * time.Millisecond
+			c.ImportPollMax = 300 * time.Millisecond
+		},
+	})
+	reads := func() int64 { return b.em.Stats().Endpoints["GET /bulk/v1/leads/batch/{id}.json"] }
+	folder := b.em.CreateFolder("F")
+	var perImport []int64
+	for i, prefix := range []string{"first", "second"} {
+		list := b.em.CreateStaticList(fmt.Sprintf("L%d", i), folder)
+		before := reads()
+		var col collector
+		require.NoError(t, b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"},
+			Leads: leadsFor(emails(prefix, 400))}, col.commit))
+		require.Len(t, b.em.ListMemberIDs(list), 400)
+		for _, o := range col.outs {
+			require.Equal(t, marketo.Confirmed, o.Status, o.Key)
+		}
+		perImport = append(perImport, reads()-before)
+	}
+	t.Logf("status reads per import: %v", perImport)
+	require.GreaterOrEqual(t, perImport[0], int64(2), "the first import: a read that measures the rate, one (or two) at the projected end")
+	require.Equal(t, int64(1), perImport[1], "the second import is read once, at the end the learned rate projects")
 }

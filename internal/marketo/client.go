@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -148,6 +149,12 @@ type Client struct {
 	auth   *tokenSource
 	quota  *dailyQuota
 	onCall func(endpoint, code string)
+
+	// importRate is the bulk-import speed (rows a second) measured on this
+	// instance's last import whose progress was read, 0 before any: the
+	// first status read of the next import is timed by it.
+	importRateMu stdsync.Mutex
+	importRate   float64
 }
 
 // NewClient validates cfg, applies its defaults and returns a Client.
