@@ -188,6 +188,19 @@ func (e *env) ledger(syncName string) []string {
 	return out
 }
 
+// requireOnList asserts that every key is a member of the list in Marketo:
+// the ledger holds only what Marketo confirmed.
+func (e *env) requireOnList(listID int64, keys []string) {
+	e.t.Helper()
+	onList := map[string]bool{}
+	for _, k := range e.listEmails(listID) {
+		onList[k] = true
+	}
+	for _, k := range keys {
+		require.True(e.t, onList[k], "the ledger holds only what Marketo confirmed: %s", k)
+	}
+}
+
 // confirmed returns the ledger's keys that Marketo confirmed, leaving out
 // those marked pending before a push whose answer never came.
 func (e *env) confirmed(syncName string) []string {

@@ -581,13 +581,7 @@ func TestCanceledMidPushCommitsWhatMarketoConfirmed(t *testing.T) {
 	require.Len(t, ledger, int(run.AddsConfirmed), "the run record counts what the ledger holds")
 	require.LessOrEqual(t, len(e.ledger(spec.Name))-len(ledger), 500,
 		"only the chunk in flight is pending: the cancel may have cut its push short")
-	onList := map[string]bool{}
-	for _, k := range e.listEmails(list) {
-		onList[k] = true
-	}
-	for _, k := range ledger {
-		require.True(t, onList[k], "the ledger holds only what Marketo confirmed: %s", k)
-	}
+	e.requireOnList(list, ledger)
 	runs, err := e.store.ListRuns(e.ctx, spec.Name, 1)
 	require.NoError(t, err)
 	require.Equal(t, state.RunCanceled, runs[0].Status, "the canceled run is recorded despite the canceled context")
@@ -650,13 +644,7 @@ func TestLostLockStopsTheRunMidPush(t *testing.T) {
 	require.Less(t, run.AddsConfirmed, int64(len(all)), "the push stopped")
 	ledger := e.confirmed(spec.Name)
 	require.Len(t, ledger, int(run.AddsConfirmed), "the run record counts what the ledger holds")
-	onList := map[string]bool{}
-	for _, k := range e.listEmails(list) {
-		onList[k] = true
-	}
-	for _, k := range ledger {
-		require.True(t, onList[k], "the ledger holds only what Marketo confirmed: %s", k)
-	}
+	e.requireOnList(list, ledger)
 	runs, err := e.store.ListRuns(e.ctx, spec.Name, 1)
 	require.NoError(t, err)
 	require.Equal(t, state.RunFailed, runs[0].Status)
