@@ -240,13 +240,7 @@ func TestScanDigestDetectsCorruption(t *testing.T) {
 	s := open(t, dsn)
 	defer s.Close()
 	const sy = "corrupt"
-	b := state.Batch{At: time.Now()}
-	for i := range 20_000 {
-		b.Confirmed = append(b.Confirmed, state.Member{Key: fmt.Sprintf("k%05d@x.com", i), LeadID: int64(i + 1), FieldsHash: []byte("0123456789abcdef")})
-	}
-	require.NoError(t, s.ApplyBatch(ctx, sy, b))
-	require.NoError(t, s.CompactDigest(ctx, sy))
-	statetest.CheckDigest(t, s, sy)
+	statetest.FillCompacted(t, s, sy, 20_000)
 	conn, err := pgx.Connect(ctx, dsn)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
@@ -258,7 +252,7 @@ func TestScanDigestDetectsCorruption(t *testing.T) {
 	}
 	require.ErrorIs(t, scan(), sqlstore.ErrCorruptDigest, "streamed")
 	// A delta of more than two pages is read in turn with the chunks.
-	b = state.Batch{At: time.Now(), Removed: b.Removed}
+	b := state.Batch{At: time.Now()}
 	for i := range 20_000 {
 		b.Removed = append(b.Removed, fmt.Sprintf("k%05d@x.com", i))
 	}

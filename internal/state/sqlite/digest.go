@@ -84,19 +84,14 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 	return nil
 }
 
-// rebuildDivisor: a delta of more than 1/rebuildDivisor of the base's
-// entries is folded by rebuilding the chunks from the members.
-const rebuildDivisor = 4
-
-// deltaIsLarge reports whether the sync's delta holds more than a quarter
-// of the entries of its chunks (estimated from their number, as if each
-// were full), or there are no chunks. It counts at most that many delta
-// rows.
+// deltaIsLarge reports whether the sync's delta holds more than
+// sqlstore.LargeDeltaLimit rows for its chunks, or there are no chunks. It
+// counts at most that many delta rows.
 func deltaIsLarge(ctx context.Context, tx *sql.Tx, syncName string, chunks int64) (bool, error) {
 	if chunks == 0 {
 		return true, nil
 	}
-	limit := chunks * sqlstore.ChunkEntriesMax / rebuildDivisor
+	limit := sqlstore.LargeDeltaLimit(chunks)
 	var n int64
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM digest_delta WHERE sync_name = ? LIMIT ?)`,
 		syncName, limit+1).Scan(&n); err != nil {

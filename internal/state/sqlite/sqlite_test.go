@@ -209,13 +209,7 @@ func TestScanDigestDetectsCorruption(t *testing.T) {
 	s := open(t, path, nil)
 	defer s.Close()
 	const sy = "corrupt"
-	b := state.Batch{At: time.Now()}
-	for i := range 20_000 {
-		b.Confirmed = append(b.Confirmed, state.Member{Key: fmt.Sprintf("k%05d@x.com", i), LeadID: int64(i + 1), FieldsHash: []byte("0123456789abcdef")})
-	}
-	require.NoError(t, s.ApplyBatch(ctx, sy, b))
-	require.NoError(t, s.CompactDigest(ctx, sy))
-	statetest.CheckDigest(t, s, sy)
+	statetest.FillCompacted(t, s, sy, 20_000)
 	db, err := sql.Open("sqlite", "file:"+path)
 	require.NoError(t, err)
 	defer db.Close()

@@ -425,6 +425,20 @@ func testDigestIsolation(t *testing.T, s state.Store, _ OpenFunc) {
 // like an email address.
 func benchKey(i int) string { return fmt.Sprintf("member%08d@example.com", i) }
 
+// FillCompacted gives sync n confirmed members (keys k00000@x.com on, lead
+// IDs from 1, a 16-byte fields hash), compacts its digest and checks it: the
+// starting point of the backends' tests that damage a digest.
+func FillCompacted(t *testing.T, s state.Store, syncName string, n int) {
+	t.Helper()
+	b := state.Batch{At: time.Now()}
+	for i := range n {
+		b.Confirmed = append(b.Confirmed, state.Member{Key: fmt.Sprintf("k%05d@x.com", i), LeadID: int64(i + 1), FieldsHash: []byte("0123456789abcdef")})
+	}
+	require.NoError(t, s.ApplyBatch(t.Context(), syncName, b))
+	require.NoError(t, s.CompactDigest(t.Context(), syncName))
+	CheckDigest(t, s, syncName)
+}
+
 // fillBench gives the sync n members (keys of benchKey, 16-byte hashes and
 // lead IDs) in batches of 100,000, and compacts its digest.
 func fillBench(b *testing.B, s state.Store, syncName string, n int) {

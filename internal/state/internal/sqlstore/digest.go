@@ -39,6 +39,13 @@ const (
 	ChunkBytesMax   = 1 << 20
 )
 
+// LargeDeltaLimit is the most delta rows a compaction folds key by key into
+// a base of chunks chunks: a quarter of the entries they hold when full
+// (an estimate that errs high when long keys fill chunks by size first). A
+// larger delta is cheaper to fold by rebuilding the chunks from one scan of
+// the members than by looking each of its keys up.
+func LargeDeltaLimit(chunks int64) int64 { return chunks * ChunkEntriesMax / 4 }
+
 // DeltaPageSize is the number of delta entries a [DigestSource] reads at a
 // time.
 const DeltaPageSize = 8192
