@@ -32,7 +32,8 @@
 //     writing adds, field updates and removes to temporary files. Memory
 //     stays flat whatever the size of the model.
 //  5. Check the guards (an empty model, too many removes) before any change.
-//  6. Push adds and updates, then removes, in chunks; commit each batch's
+//  6. Push removes, then adds and updates (an add then has the last word on
+//     a lead Marketo knows under a new key), in chunks; commit each batch's
 //     outcome as soon as Marketo answers it: confirmed rows into the ledger,
 //     rejected rows into the rejects with a growing retry delay. Before a
 //     chunk is sent, its adds and removes are recorded as pending

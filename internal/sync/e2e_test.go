@@ -679,3 +679,57 @@ func TestInterruptedResyncIsRedone(t *testing.T) {
 	run = e.run(spec, listsync.RunOptions{})
 	require.False(t, run.FullResync)
 }
+
+// TestEmailChangedInMarketoKeepsThePersonOnTheList: a member's email is
+// changed in Marketo (a CRM sync, a form fill) and the model follows it. The
+// run then removes the old key and adds the new one, which Marketo finds as
+// the same lead. Removes go first, so the add has the last word and the
+// person stays on the list; the other way round, a removal by the lead id
+// the ledger holds took the lead off again while the ledger said it was a
+// member.
+func TestEmailChangedInMarketoKeepsThePersonOnTheList(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// first is the members of the first run; joining, the people the
+		// second run adds besides the new address.
+		first, joining int
+	}{
+		{name: "ids known, REST add", first: 3},
+		{name: "ids known, bulk import", first: 3, joining: 1000}, // over BulkAddMinRows
+		{name: "ids unknown, REST add", first: 1200, joining: 0},  // the first run imported: no lead ids
+		{name: "ids unknown, bulk import", first: 1200, joining: 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			list := e.em.CreateStaticList("L", e.em.CreateFolder("F"))
+			keys := make([]string, tc.first)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("p%d@x.com", i)
+			}
+			e.setModel(emails(keys...)...)
+			spec := e.spec(marketo.ListRef{ID: list})
+			run := e.run(spec, listsync.RunOptions{})
+			require.EqualValues(t, tc.first, run.AddsConfirmed)
+			e.requireConverged(spec.Name, list, keys...)
+
+			// In Marketo, p0's lead gets a new address; the model follows,
+			// and others join.
+			lead := e.em.LeadsByEmail("p0@x.com")
+			require.Len(t, lead, 1)
+			e.em.UpsertLeads([]map[string]string{{"id": fmt.Sprint(lead[0].ID), "email": "p0.new@x.com"}})
+			keys[0] = "p0.new@x.com"
+			for i := range tc.joining {
+				keys = append(keys, fmt.Sprintf("q%d@x.com", i))
+			}
+			e.setModel(emails(keys...)...)
+
+			run = e.run(spec, listsync.RunOptions{AllowRemovals: true})
+			require.EqualValues(t, 1, run.RemovesConfirmed)
+			require.EqualValues(t, 1+tc.joining, run.AddsConfirmed)
+			require.Contains(t, e.em.ListMemberIDs(list), lead[0].ID, "the person whose email changed is still on the list")
+			e.requireConverged(spec.Name, list, keys...)
+		})
+	}
+}

@@ -15,10 +15,10 @@ const (
 	PhaseResync Phase = "resync"
 	// PhaseDiffing compares the model with the ledger.
 	PhaseDiffing Phase = "diffing"
-	// PhasePushingAdds sends adds and field updates to Marketo.
-	PhasePushingAdds Phase = "pushing adds"
 	// PhasePushingRemoves sends removes to Marketo.
 	PhasePushingRemoves Phase = "pushing removes"
+	// PhasePushingAdds sends adds and field updates to Marketo.
+	PhasePushingAdds Phase = "pushing adds"
 	// PhaseDone is the last report of a run, whatever its outcome; its
 	// counts are the run record's.
 	PhaseDone Phase = "done"

@@ -52,7 +52,7 @@ func TestProgress(t *testing.T) {
 		}
 	}
 	require.Equal(t, []listsync.Phase{listsync.PhaseReadingModel, listsync.PhaseResync, listsync.PhaseDiffing,
-		listsync.PhasePushingAdds, listsync.PhasePushingRemoves, listsync.PhaseDone}, phases)
+		listsync.PhasePushingRemoves, listsync.PhasePushingAdds, listsync.PhaseDone}, phases)
 	require.True(t, slices.ContainsFunc(got, func(p listsync.Progress) bool {
 		return p.Phase == listsync.PhaseReadingModel && p.RowsRead > 0 && p.RowsRead < 9000
 	}), "rows are reported while the model is read")

@@ -231,16 +231,21 @@ func (r *runner) do(ctx context.Context) error {
 	if err := r.forget(ctx, paths.forgets); err != nil {
 		return err
 	}
-	if ds.Adds+ds.Updates > 0 {
-		r.setPhase(PhasePushingAdds)
-	}
-	if err := r.pushUpserts(ctx, st.cols.fieldNames, paths.upserts); err != nil {
-		return r.explain(r.checkCachedList(ctx, err))
-	}
+	// Removes go before adds. A removal names a lead by the id the ledger
+	// holds, or by its key; an add names it by its key, and Marketo may find
+	// the same lead under a new key (its email changed in Marketo, and the
+	// model followed). Removing first lets the add have the last word, so
+	// that person stays on the list, as the ledger says.
 	if ds.Removes > 0 {
 		r.setPhase(PhasePushingRemoves)
 	}
 	if err := r.pushRemoves(ctx, paths.removes); err != nil {
+		return r.explain(r.checkCachedList(ctx, err))
+	}
+	if ds.Adds+ds.Updates > 0 {
+		r.setPhase(PhasePushingAdds)
+	}
+	if err := r.pushUpserts(ctx, st.cols.fieldNames, paths.upserts); err != nil {
 		return r.explain(r.checkCachedList(ctx, err))
 	}
 	return nil
