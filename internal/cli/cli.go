@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/listsync/listsync/internal/config"
+	"github.com/listsync/listsync/internal/marketo"
 )
 
 // Exit codes of [Run].
@@ -69,6 +70,9 @@ type env struct {
 	tempDir        string
 	onListen       func(net.Addr)
 	now            func() time.Time
+	// tuneMarketo, set by tests only, adjusts the Marketo client's config
+	// (poll intervals) before the client is built.
+	tuneMarketo func(*marketo.Config)
 }
 
 func (e *env) getenv(name string) string {

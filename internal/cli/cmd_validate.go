@@ -115,7 +115,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 			return "", wh.Ping(ctx)
 		})
 	}
-	client, err := newMarketo(cfg, log, nil, e.now, nil, e.tempDir)
+	client, err := e.newMarketo(ctx, cfg, log, marketoOptions{})
 	if err != nil {
 		failed++
 		fmt.Fprintf(w, "  FAILED marketo: %v\n", err)

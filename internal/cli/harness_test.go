@@ -36,17 +36,27 @@ type harness struct {
 	whDSN  string
 	env    map[string]string
 	listID int64
+	// opts are added to every command's options.
+	opts []cli.Option
 }
 
 type person struct{ email, first, company string }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, emulator.Config{})
+}
+
+// newHarnessWith is newHarness with an emulator configured by emCfg (its
+// credentials are the harness's).
+func newHarnessWith(t *testing.T, emCfg emulator.Config) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir()}
 	h.whDSN = pgtest.DSN(t)
 	h.exec(`CREATE TABLE people (email text, first_name text, company text, plan text)`)
 
-	h.em = emulator.New(emulator.Config{ClientID: "listsync-test", ClientSecret: testClientSecret})
+	emCfg.ClientID, emCfg.ClientSecret = "listsync-test", testClientSecret
+	h.em = emulator.New(emCfg)
 	h.ts = httptest.NewServer(h.em)
 	t.Cleanup(func() {
 		h.ts.Close()
@@ -135,7 +145,8 @@ func (h *harness) runCtx(ctx context.Context, args ...string) (int, string, stri
 	if len(full) > 0 && !contains(full, "--config") {
 		full = append(full, "--config", h.cfg)
 	}
-	code := cli.Run(ctx, full, &stdout, &stderr, cli.WithLookupEnv(h.lookup), cli.WithTerminal(false), cli.WithTempDir(h.t.TempDir()))
+	opts := append([]cli.Option{cli.WithLookupEnv(h.lookup), cli.WithTerminal(false), cli.WithTempDir(h.t.TempDir())}, h.opts...)
+	code := cli.Run(ctx, full, &stdout, &stderr, opts...)
 	return code, stdout.String(), stderr.String()
 }
 

@@ -88,27 +88,92 @@ func openWarehouse(ctx context.Context, cfg *config.Config, name string, log *za
 	return wh, nil
 }
 
+// marketoOptions are what a command adds to the config's Marketo settings.
+type marketoOptions struct {
+	onCall     func(endpoint, code string)
+	httpClient *http.Client
+	// store, when set, keeps the instance's bulk-import rate across
+	// processes: the client starts from the rate kept there and records
+	// each one it measures.
+	store state.Store
+}
+
+// importRateMaxAge is how long a kept import rate times the first import of
+// a new process. A rate is measured again only when a status read finds an
+// import still running, which a good rate (or one too slow) never lets
+// happen; past this age a process starts without it, measures the rate
+// afresh (one status read more) and keeps the new one.
+const importRateMaxAge = 7 * 24 * time.Hour
+
+// keepRateTimeout bounds the recording of a measured import rate, which
+// runs while the import's AddToList call waits.
+const keepRateTimeout = 5 * time.Second
+
 // newMarketo builds the one Marketo client every sync shares, so that they
 // share its token, its pacing and its daily quota.
-func newMarketo(cfg *config.Config, log *zap.Logger, onCall func(endpoint, code string), now func() time.Time, httpClient *http.Client, tempDir string) (*marketo.Client, error) {
+func (e *env) newMarketo(ctx context.Context, cfg *config.Config, log *zap.Logger, o marketoOptions) (*marketo.Client, error) {
 	m := cfg.Marketo
-	c, err := marketo.NewClient(marketo.Config{
+	mc := marketo.Config{
 		Endpoint:       m.Endpoint,
 		ClientID:       m.ClientID,
 		ClientSecret:   m.ClientSecret.Reveal(),
 		CallsPer20s:    m.CallsPer20s,
 		MaxConcurrency: m.MaxConcurrency,
 		DailyQuota:     m.DailyQuota,
-		HTTPClient:     httpClient,
+		HTTPClient:     o.httpClient,
 		Logger:         log,
-		Now:            now,
-		OnCall:         onCall,
-		TempDir:        tempDir,
-	})
+		Now:            e.now,
+		OnCall:         o.onCall,
+		TempDir:        e.tempDir,
+	}
+	// An endpoint InstanceOf refuses is reported by NewClient below.
+	if instance, err := marketo.InstanceOf(m.Endpoint); err == nil && o.store != nil {
+		mc.ImportRate = e.keptImportRate(ctx, o.store, instance, log)
+		mc.OnImportRate = e.keepImportRate(o.store, instance, log)
+	}
+	if e.tuneMarketo != nil {
+		e.tuneMarketo(&mc)
+	}
+	c, err := marketo.NewClient(mc)
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Marketo client: %w", err)
 	}
 	return c, nil
+}
+
+// keptImportRate returns the instance's import rate kept in the store, or 0
+// when there is none, it is older than importRateMaxAge, or it cannot be
+// read (a warning: the first import then measures the rate again).
+func (e *env) keptImportRate(ctx context.Context, st state.Store, instance string, log *zap.Logger) float64 {
+	r, ok, err := st.ImportRate(ctx, instance)
+	switch {
+	case err != nil:
+		log.Warn("reading the Marketo import rate from the state store; the first import measures it again",
+			zap.String("instance", instance), zap.Error(err))
+		return 0
+	case !ok:
+		return 0
+	case e.now().Sub(r.MeasuredAt) > importRateMaxAge:
+		log.Debug("the kept Marketo import rate is too old to use; the first import measures it again",
+			zap.String("instance", instance), zap.Time("measured_at", r.MeasuredAt))
+		return 0
+	}
+	log.Debug("starting from the kept Marketo import rate", zap.String("instance", instance),
+		zap.Float64("rows_per_sec", r.RowsPerSec), zap.Time("measured_at", r.MeasuredAt))
+	return r.RowsPerSec
+}
+
+// keepImportRate returns the client's OnImportRate: it records each
+// measured rate in the store. A failure is a warning; the import goes on.
+func (e *env) keepImportRate(st state.Store, instance string, log *zap.Logger) func(context.Context, float64) {
+	return func(ctx context.Context, rowsPerSec float64) {
+		ctx, cancel := context.WithTimeout(ctx, keepRateTimeout)
+		defer cancel()
+		err := st.SetImportRate(ctx, instance, state.ImportRate{RowsPerSec: rowsPerSec, MeasuredAt: e.now()})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("recording the Marketo import rate in the state store", zap.String("instance", instance), zap.Error(err))
+		}
+	}
 }
 
 // app holds what a command opened; Close releases all of it.
@@ -142,7 +207,7 @@ func (e *env) openApp(ctx context.Context, l *loaded, log *zap.Logger, o appOpti
 	if !o.withEngine {
 		return a, nil
 	}
-	a.marketo, err = newMarketo(l.cfg, log, o.onCall, e.now, o.httpClient, e.tempDir)
+	a.marketo, err = e.newMarketo(ctx, l.cfg, log, marketoOptions{onCall: o.onCall, httpClient: o.httpClient, store: st})
 	if err != nil {
 		_ = a.Close()
 		return nil, err

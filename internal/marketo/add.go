@@ -593,11 +593,17 @@ type importSeen struct {
 // import at 2,000 rows/s: reads at 5 s and about 53 s, not 5, 35 and 52).
 //
 // The client remembers the rate it measured on its last import whose
-// progress it read: the next import's first read is set for the end that
+// progress it read (or starts from Config.ImportRate, the rate an earlier
+// process measured): the next import's first read is set for the end that
 // rate projects instead of at ImportPollInitial, so that one read usually
 // finds it Complete (the first sync's later import files, every import of a
-// long-running worker after its first). A first read that finds it still
-// Importing measures the rate afresh.
+// long-running worker after its first, every import of a run started by
+// cron when the rate is kept across processes). A first read that finds it
+// still Importing measures the rate afresh, so a rate that is too fast (the
+// instance has slowed down since) costs one read more and is replaced. One
+// that is too slow (its measurement counted time the import spent in
+// Marketo's queue, as a small import's may) costs time, not calls: the read
+// comes late, by at most projectedPollFactor × ImportPollMax.
 func (c *Client) pollImport(ctx context.Context, batchID int64, rows int, first importSeen) (importStatus, error) {
 	r := &request{
 		method:   http.MethodGet,
@@ -637,7 +643,7 @@ func (c *Client) pollImport(ctx context.Context, batchID int64, rows int, first 
 				st.BatchID = flexInt(batchID)
 			}
 			if rate > 0 && st.Status == "Complete" {
-				c.learnImportRate(rate)
+				c.learnImportRate(ctx, rate)
 			}
 			return st, nil
 		}
@@ -663,8 +669,14 @@ func (c *Client) projectedWait(eta time.Duration) time.Duration {
 	return min(max(eta+eta/20+c.cfg.ImportPollInitial/5, c.cfg.ImportPollInitial), projectedPollFactor*c.cfg.ImportPollMax)
 }
 
+// ImportRate returns the bulk-import speed, in rows a second, that times
+// the first status read of the client's next import: the one measured on
+// its last import whose progress was read, or Config.ImportRate before any,
+// and 0 when unknown.
+func (c *Client) ImportRate() float64 { return c.learnedImportRate() }
+
 // learnedImportRate returns the import speed measured on this client's last
-// import whose progress was read, or 0.
+// import whose progress was read (Config.ImportRate before any), or 0.
 func (c *Client) learnedImportRate() float64 {
 	c.importRateMu.Lock()
 	defer c.importRateMu.Unlock()
@@ -672,11 +684,15 @@ func (c *Client) learnedImportRate() float64 {
 }
 
 // learnImportRate records rate, rows a second, for the next imports' first
-// status read.
-func (c *Client) learnImportRate(rate float64) {
+// status read, and hands it to Config.OnImportRate.
+func (c *Client) learnImportRate(ctx context.Context, rate float64) {
 	c.importRateMu.Lock()
-	defer c.importRateMu.Unlock()
 	c.importRate = rate
+	c.importRateMu.Unlock()
+	c.log.Debug("measured the bulk import rate", zap.Float64("rows_per_sec", rate))
+	if c.onImportRate != nil {
+		c.onImportRate(ctx, rate)
+	}
 }
 
 // projectedPollFactor bounds a status read timed by an import's projected

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -353,4 +354,69 @@ func TestAddImportLearnsTheRate(t *testing.T) {
 	t.Logf("status reads per import: %v", perImport)
 	require.GreaterOrEqual(t, perImport[0], int64(2), "the first import: a read that measures the rate, one (or two) at the projected end")
 	require.Equal(t, int64(1), perImport[1], "the second import is read once, at the end the learned rate projects")
+}
+
+// TestAddImportRateAcrossClients: the rate a client measures reaches
+// Config.OnImportRate, and a client given a known rate through
+// Config.ImportRate (a new process, passed the rate an earlier one kept)
+// reads its first import's status once, at the end that rate projects.
+func TestAddImportRateAcrossClients(t *testing.T) {
+	t.Parallel()
+	const (
+		rows       = 400
+		rowsPerSec = 400 // emulated on a real-time clock: each import takes 1 s
+	)
+	poll := func(c *marketo.Config) {
+		c.BulkAddMinRows = 2
+		c.ImportPollInitial = 100 * time.Millisecond
+		c.ImportPollMax = 500 * time.Millisecond
+	}
+	addAll := func(t *testing.T, b *bundle, prefix string) int64 {
+		t.Helper()
+		reads := func() int64 { return b.em.Stats().Endpoints["GET /bulk/v1/leads/batch/{id}.json"] }
+		list := b.em.CreateStaticList("L-"+prefix, b.em.CreateFolder("F-"+prefix))
+		before := reads()
+		var col collector
+		require.NoError(t, b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"},
+			Leads: leadsFor(emails(prefix, rows))}, col.commit))
+		require.Len(t, b.em.ListMemberIDs(list), rows)
+		return reads() - before
+	}
+
+	t.Run("OnImportRate", func(t *testing.T) {
+		t.Parallel()
+		var (
+			mu     sync.Mutex
+			got    []float64
+			ctxErr []error
+		)
+		b := setup(t, options{speed: 1, em: emulator.Config{ImportRowsPerSec: rowsPerSec}, client: func(c *marketo.Config) {
+			poll(c)
+			c.OnImportRate = func(ctx context.Context, r float64) {
+				mu.Lock()
+				got = append(got, r)
+				ctxErr = append(ctxErr, ctx.Err())
+				mu.Unlock()
+			}
+		}})
+		require.Zero(t, b.c.ImportRate(), "unknown before any import")
+		reads := addAll(t, b, "measure")
+		require.GreaterOrEqual(t, reads, int64(2), "a read measures the rate, one (or two) at the projected end")
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, got, 1, "one import, one rate")
+		require.NoError(t, ctxErr[0], "called with the import's live context")
+		require.InDelta(t, rowsPerSec, got[0], rowsPerSec/2, "the measured rate is about the emulator's")
+		require.Equal(t, got[0], b.c.ImportRate())
+	})
+
+	t.Run("ImportRate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{speed: 1, em: emulator.Config{ImportRowsPerSec: rowsPerSec}, client: func(c *marketo.Config) {
+			poll(c)
+			c.ImportRate = rowsPerSec
+		}})
+		require.Equal(t, float64(rowsPerSec), b.c.ImportRate())
+		require.Equal(t, int64(1), addAll(t, b, "known"), "the first import is read once, at the end the known rate projects")
+	})
 }

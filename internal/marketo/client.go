@@ -2,8 +2,10 @@ package marketo
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -123,6 +125,21 @@ type Config struct {
 	// ImportResubmits is how often a Failed import is sent again; negative
 	// means never.
 	ImportResubmits int
+	// ImportRate is the bulk-import speed, in rows a second, to assume for
+	// the instance until the client measures one: the first status read of
+	// an import is set for the end it projects, so that one read usually
+	// finds the import Complete. 0 means unknown (the first import is read
+	// at ImportPollInitial, which measures the rate). A process passes the
+	// rate an earlier one measured on the same instance (see OnImportRate).
+	ImportRate float64
+	// OnImportRate, when set, is called with each rate the client measures
+	// on an import that completes (the rate the next imports' first status
+	// read is timed by), so that it can be kept for later processes and
+	// passed back as ImportRate. It is called synchronously, on the
+	// goroutine of the AddToList call whose import was measured, with that
+	// call's context, before AddToList goes on: it must return quickly (a
+	// small write, bounded by a short timeout) and must not call the client.
+	OnImportRate func(ctx context.Context, rowsPerSec float64)
 	// ExtractMinRows is the number of rows (unknown lead ids to remove, or a
 	// list's SizeHint) from which a bulk extract is used.
 	ExtractMinRows int
@@ -151,10 +168,12 @@ type Client struct {
 	onCall func(endpoint, code string)
 
 	// importRate is the bulk-import speed (rows a second) measured on this
-	// instance's last import whose progress was read, 0 before any: the
-	// first status read of the next import is timed by it.
+	// instance's last import whose progress was read (Config.ImportRate
+	// before any), 0 when unknown: the first status read of the next import
+	// is timed by it.
 	importRateMu stdsync.Mutex
 	importRate   float64
+	onImportRate func(ctx context.Context, rowsPerSec float64)
 }
 
 // NewClient validates cfg, applies its defaults and returns a Client.
@@ -168,6 +187,9 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	if strings.TrimSpace(cfg.ClientSecret) == "" {
 		return nil, errors.New("configuring marketo: client secret is empty")
+	}
+	if r := cfg.ImportRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return nil, fmt.Errorf("configuring marketo: import rate is %v rows a second, want a positive finite number (or 0 when unknown)", r)
 	}
 	for _, v := range []struct {
 		name string
@@ -224,9 +246,25 @@ func NewClient(cfg Config) (*Client, error) {
 		lim:    newLimiter(cfg.Now, cfg.RateWindow, cfg.CallsPer20s, cfg.MaxConcurrency),
 		quota:  &dailyQuota{limit: cfg.DailyQuota},
 		onCall: cfg.OnCall,
+
+		importRate:   cfg.ImportRate,
+		onImportRate: cfg.OnImportRate,
 	}
 	c.auth = &tokenSource{c: c}
 	return c, nil
+}
+
+// InstanceOf returns the name of the Marketo instance a REST endpoint (as
+// in [Config.Endpoint]) points at: its host, lower-cased, with the port when
+// the endpoint names one, such as "123-abc-456.mktorest.com". Facts learned
+// about an instance, such as its import rate, are kept under this name. It
+// fails as [NewClient] does on an endpoint NewClient refuses.
+func InstanceOf(endpoint string) (string, error) {
+	u, err := parseEndpoint(endpoint)
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(u.Host), nil
 }
 
 // parseEndpoint validates a REST endpoint and returns the instance's base URL

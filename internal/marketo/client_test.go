@@ -1,6 +1,7 @@
 package marketo
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -60,6 +61,10 @@ func TestNewClientValidates(t *testing.T) {
 		{"bad endpoint", func(c *Config) { c.Endpoint = "http://x.mktorest.com" }, "must use https"},
 		{"negative rate", func(c *Config) { c.CallsPer20s = -1 }, "calls per 20s is -1"},
 		{"negative concurrency", func(c *Config) { c.MaxConcurrency = -3 }, "max concurrency is -3"},
+		{"known import rate", func(c *Config) { c.ImportRate = 1500 }, ""},
+		{"negative import rate", func(c *Config) { c.ImportRate = -1 }, "import rate is -1 rows a second"},
+		{"NaN import rate", func(c *Config) { c.ImportRate = math.NaN() }, "import rate is NaN"},
+		{"infinite import rate", func(c *Config) { c.ImportRate = math.Inf(1) }, "import rate is +Inf"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +81,33 @@ func TestNewClientValidates(t *testing.T) {
 			require.Equal(t, MaxConcurrencyDefault, c.cfg.MaxConcurrency)
 			require.Equal(t, DailyQuotaDefault, c.cfg.DailyQuota)
 			require.Equal(t, "https://x.mktorest.com", c.base.String())
+			require.Equal(t, cfg.ImportRate, c.ImportRate())
+		})
+	}
+}
+
+func TestInstanceOf(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in, want, errContains string
+	}{
+		{in: "https://123-ABC-456.mktorest.com/rest", want: "123-abc-456.mktorest.com"},
+		{in: "https://123-abc-456.mktorest.com/", want: "123-abc-456.mktorest.com"},
+		{in: "https://proxy.example.com:8443/marketo/rest", want: "proxy.example.com:8443"},
+		{in: "http://127.0.0.1:8080/rest", want: "127.0.0.1:8080"},
+		{in: "", errContains: "endpoint is empty"},
+		{in: "http://123-ABC-456.mktorest.com/rest", errContains: "must use https"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := InstanceOf(tc.in)
+			if tc.errContains != "" {
+				require.ErrorContains(t, err, tc.errContains)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
 		})
 	}
 }

@@ -3,7 +3,9 @@
 // static list, the rows Marketo rejected (retried later with a growing
 // delay), the list the ledger belongs to, the history of runs, and the locks
 // and claimed schedule ticks that keep several workers from running the same
-// sync at once.
+// sync at once. Beside the syncs, it keeps what listsync measured about each
+// Marketo instance ([Store.ImportRate]: the speed of its bulk imports), so
+// that a new process starts from it.
 //
 // The ledger records what Marketo confirmed, never what listsync meant to
 // send: the engine writes to it only through [Store.ApplyBatch], once per

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -67,8 +68,10 @@ func (l *Lease) SetLost(why error) {
 var ErrRunNotFound = errors.New("run not found")
 
 // Store keeps the ledger of one or more syncs. Implementations are safe for
-// concurrent use. Every method takes the sync's name; syncs never see each
-// other's rows.
+// concurrent use. Every method but ImportRate and SetImportRate takes the
+// sync's name; syncs never see each other's rows. Those two keep what
+// listsync learns about a Marketo instance, which every sync writing to it
+// shares.
 type Store interface {
 	// BindList records that the sync's ledger belongs to the static list
 	// listID, which the sync names by listRef (a human-readable description
@@ -156,9 +159,42 @@ type Store interface {
 	// first caller for a (sync, tick) pair and false to every later one.
 	ClaimTick(ctx context.Context, sync string, tick time.Time) (bool, error)
 
+	// ImportRate returns the bulk-import rate last recorded for the Marketo
+	// instance (its REST host, such as "123-abc-456.mktorest.com"), and false
+	// when none is.
+	ImportRate(ctx context.Context, instance string) (ImportRate, bool, error)
+	// SetImportRate records the instance's bulk-import rate, replacing the
+	// one recorded unless that one was measured later (two workers may
+	// measure at once; the newer measurement stands). It refuses an empty
+	// instance and a rate that [ImportRate.Validate] refuses.
+	SetImportRate(ctx context.Context, instance string, r ImportRate) error
+
 	// Close releases the store's connections and any lock it still holds.
 	// It is idempotent.
 	Close() error
+}
+
+// ImportRate is the speed at which a Marketo instance worked through a bulk
+// import, as the Marketo client measured it. The client times the first
+// status read of its next import by it, so that one read usually finds the
+// import done; the store keeps it so that a new process starts with it.
+type ImportRate struct {
+	// RowsPerSec is the rate, in rows a second.
+	RowsPerSec float64
+	// MeasuredAt is when it was measured.
+	MeasuredAt time.Time
+}
+
+// Validate reports a rate that is not a positive, finite number of rows a
+// second, or that has no measurement time.
+func (r ImportRate) Validate() error {
+	if r.RowsPerSec <= 0 || math.IsNaN(r.RowsPerSec) || math.IsInf(r.RowsPerSec, 0) {
+		return fmt.Errorf("import rate %v is not a positive, finite number of rows a second", r.RowsPerSec)
+	}
+	if r.MeasuredAt.IsZero() {
+		return errors.New("import rate has no measurement time")
+	}
+	return nil
 }
 
 // Binding is the static list a sync's ledger belongs to.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -60,6 +61,7 @@ func Exercise(t *testing.T, open OpenFunc) {
 		{"DigestScanStopsOnError", testDigestScanStops},
 		{"DigestUnknownSync", testDigestUnknownSync},
 		{"DigestIsolation", testDigestIsolation},
+		{"ImportRate", testImportRate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -813,6 +815,71 @@ func testIsolation(t *testing.T, s state.Store, _ OpenFunc) {
 	require.Equal(t, []string{"a@x.com", "b@x.com"}, keysOf(members(t, s, "iso-a")), "syncs never see each other's rows")
 	checkDigestCompacted(t, s, "iso-a")
 	checkDigestCompacted(t, s, "iso-b")
+}
+
+func testImportRate(t *testing.T, s state.Store, open OpenFunc) {
+	c := ctx(t)
+	const a, b = "rate-a.mktorest.com", "rate-b.mktorest.com"
+	get := func(st state.Store, instance string) (state.ImportRate, bool) {
+		t.Helper()
+		r, ok, err := st.ImportRate(c, instance)
+		require.NoError(t, err)
+		return r, ok
+	}
+	_, ok := get(s, a)
+	require.False(t, ok, "an instance never measured has no rate")
+
+	first := state.ImportRate{RowsPerSec: 1234.5, MeasuredAt: at}
+	require.NoError(t, s.SetImportRate(c, a, first))
+	r, ok := get(s, a)
+	require.True(t, ok)
+	require.Equal(t, first, r)
+	_, ok = get(s, b)
+	require.False(t, ok, "instances are independent")
+
+	s2 := open(t)
+	t.Cleanup(func() { require.NoError(t, s2.Close()) })
+	r, ok = get(s2, a)
+	require.True(t, ok, "another worker (a new process) reads the rate")
+	require.Equal(t, first, r)
+
+	newer := state.ImportRate{RowsPerSec: 987.25, MeasuredAt: at.Add(time.Hour)}
+	require.NoError(t, s2.SetImportRate(c, a, newer))
+	r, _ = get(s, a)
+	require.Equal(t, newer, r, "a newer measurement replaces the rate")
+	require.NoError(t, s.SetImportRate(c, a, state.ImportRate{RowsPerSec: 5, MeasuredAt: at.Add(time.Minute)}))
+	r, _ = get(s, a)
+	require.Equal(t, newer, r, "an older measurement does not replace a newer one")
+	same := state.ImportRate{RowsPerSec: 2000, MeasuredAt: newer.MeasuredAt}
+	require.NoError(t, s.SetImportRate(c, a, same))
+	r, _ = get(s, a)
+	require.Equal(t, same, r, "one measured at the same time does")
+
+	other := state.ImportRate{RowsPerSec: 3, MeasuredAt: at}
+	require.NoError(t, s.SetImportRate(c, b, other))
+	r, _ = get(s, b)
+	require.Equal(t, other, r)
+	r, _ = get(s, a)
+	require.Equal(t, same, r, "setting one instance leaves the other")
+
+	for _, tc := range []struct {
+		name     string
+		instance string
+		rate     state.ImportRate
+		errMsg   string
+	}{
+		{"zero", a, state.ImportRate{RowsPerSec: 0, MeasuredAt: at}, "not a positive, finite number"},
+		{"negative", a, state.ImportRate{RowsPerSec: -10, MeasuredAt: at}, "not a positive, finite number"},
+		{"NaN", a, state.ImportRate{RowsPerSec: math.NaN(), MeasuredAt: at}, "not a positive, finite number"},
+		{"infinite", a, state.ImportRate{RowsPerSec: math.Inf(1), MeasuredAt: at}, "not a positive, finite number"},
+		{"no time", a, state.ImportRate{RowsPerSec: 10}, "no measurement time"},
+		{"no instance", "", state.ImportRate{RowsPerSec: 10, MeasuredAt: at}, "instance is empty"},
+	} {
+		err := s.SetImportRate(c, tc.instance, tc.rate)
+		require.ErrorContains(t, err, tc.errMsg, tc.name)
+	}
+	r, _ = get(s, a)
+	require.Equal(t, same, r, "a refused rate changes nothing")
 }
 
 // BenchApplyBatch100k benchmarks s committing one batch of 100,000 confirmed
