@@ -185,6 +185,18 @@ type ImportRate struct {
 	MeasuredAt time.Time
 }
 
+// CheckImportRate is what a store's SetImportRate refuses: an empty
+// instance, or a rate [ImportRate.Validate] refuses.
+func CheckImportRate(instance string, r ImportRate) error {
+	if instance == "" {
+		return errors.New("recording import rate: instance is empty")
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("recording import rate of %s: %w", instance, err)
+	}
+	return nil
+}
+
 // Validate reports a rate that is not a positive, finite number of rows a
 // second, or that has no measurement time.
 func (r ImportRate) Validate() error {

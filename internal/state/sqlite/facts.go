@@ -29,11 +29,8 @@ func (s *Store) ImportRate(ctx context.Context, instance string) (state.ImportRa
 
 // SetImportRate implements [state.Store].
 func (s *Store) SetImportRate(ctx context.Context, instance string, r state.ImportRate) error {
-	if instance == "" {
-		return errors.New("recording import rate: instance is empty")
-	}
-	if err := r.Validate(); err != nil {
-		return fmt.Errorf("recording import rate of %s: %w", instance, err)
+	if err := state.CheckImportRate(instance, r); err != nil {
+		return err
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO marketo_facts (instance, import_rows_per_sec, import_measured_at) VALUES (?, ?, ?)
 		ON CONFLICT (instance) DO UPDATE SET import_rows_per_sec = excluded.import_rows_per_sec,
