@@ -27,7 +27,7 @@ func (l *ledger) diff(intended map[string]bool) (adds []marketo.Lead, removes []
 	defer l.mu.Unlock()
 	for _, k := range slices.Sorted(maps.Keys(intended)) {
 		if _, ok := l.confirmed[k]; !ok {
-			adds = append(adds, marketo.Lead{Key: k, Fields: map[string]string{"firstName": "F-" + k[:3]}})
+			adds = append(adds, marketo.Lead{Key: k, Values: []string{"F-" + k[:3]}})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(l.confirmed)) {

@@ -100,23 +100,15 @@ func (c *Client) prepareAdd(p AddParams, commit CommitFunc) (*adder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("adding to list %d: %w", p.ListID, err)
 	}
-	known := make(map[string]bool, len(header))
-	for _, h := range header[1:] {
-		known[h] = true
-	}
-	a := &adder{c: c, p: p, lookup: lookup, header: header, commit: commit, dups: map[int][]int{}}
+	a := &adder{c: c, p: p, lookup: lookup, header: header, commit: commit, dups: map[int][]int{},
+		uniq: make([]int, 0, len(p.Leads))}
 	first := make(map[string]int, len(p.Leads))
 	for i, l := range p.Leads {
 		if strings.TrimSpace(l.Key) == "" {
 			return nil, fmt.Errorf("adding to list %d: lead %d has an empty %s", p.ListID, i+1, lookup)
 		}
-		for f := range l.Fields {
-			if !known[f] {
-				if strings.EqualFold(f, lookup) {
-					return nil, fmt.Errorf("adding to list %d: lead %q repeats the lookup field %q in its fields", p.ListID, l.Key, f)
-				}
-				return nil, fmt.Errorf("adding to list %d: lead %q has field %q, which FieldNames does not list", p.ListID, l.Key, f)
-			}
+		if len(l.Values) != len(p.FieldNames) {
+			return nil, fmt.Errorf("adding to list %d: lead %q has %d values for %d field names", p.ListID, l.Key, len(l.Values), len(p.FieldNames))
 		}
 		k := matchKey(l.Key)
 		if j, ok := first[k]; ok {
@@ -129,30 +121,56 @@ func (c *Client) prepareAdd(p AddParams, commit CommitFunc) (*adder, error) {
 	return a, nil
 }
 
-// report commits outcomes, given by lead index, expanded to duplicates.
-func (a *adder) report(ctx context.Context, byIdx map[int]Outcome) error {
-	if len(byIdx) == 0 {
+// report commits the outcome outs[j] of each lead rows[j] (lead indexes,
+// in the order of uniq), repeated for the later leads with its key, and
+// skipping those left NotAttempted. When every lead has an outcome and none
+// has a duplicate, outs itself is committed, with its keys filled in.
+func (a *adder) report(ctx context.Context, rows []int, outs []Outcome) error {
+	n, extra := 0, 0
+	for j, i := range rows {
+		if outs[j].Status != NotAttempted {
+			n++
+			extra += len(a.dups[i])
+		}
+	}
+	if n == 0 {
 		return nil
 	}
-	outs := make([]Outcome, 0, len(byIdx))
-	for _, i := range a.uniq { // a stable order
-		o, ok := byIdx[i]
-		if !ok {
-			continue
+	all := outs
+	if n == len(rows) && extra == 0 {
+		for j, i := range rows {
+			all[j].Key = a.p.Leads[i].Key
 		}
-		o.Key = a.p.Leads[i].Key
-		outs = append(outs, o)
-		for _, d := range a.dups[i] {
-			o.Key = a.p.Leads[d].Key
-			outs = append(outs, o)
+	} else {
+		all = make([]Outcome, 0, n+extra)
+		for j, i := range rows {
+			o := outs[j]
+			if o.Status == NotAttempted {
+				continue
+			}
+			o.Key = a.p.Leads[i].Key
+			all = append(all, o)
+			for _, d := range a.dups[i] {
+				o.Key = a.p.Leads[d].Key
+				all = append(all, o)
+			}
 		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.commit(ctx, outs); err != nil {
+	if err := a.commit(ctx, all); err != nil {
 		return &commitError{err}
 	}
 	return nil
+}
+
+// rejectAll returns the same rejection for each of n rows.
+func rejectAll(n int, code, reason string) []Outcome {
+	outs := make([]Outcome, n)
+	for j := range outs {
+		outs[j] = Outcome{Status: Rejected, Code: code, Reason: reason}
+	}
+	return outs
 }
 
 // ---- REST path ----
@@ -169,12 +187,9 @@ func (a *adder) rest(ctx context.Context) error {
 		// One oversized lead is that lead's problem, not the whole push's:
 		// it is rejected, as the bulk path rejects a row too large for a
 		// file, and the others go on.
-		outs := make(map[int]Outcome, len(tooLarge))
-		for _, i := range tooLarge {
-			outs[i] = Outcome{Status: Rejected, Code: "too_large", Reason: fmt.Sprintf(
-				"the lead's fields pass Marketo's %d-byte request limit", a.c.cfg.MaxBodyBytes)}
-		}
-		if err := a.report(ctx, outs); err != nil {
+		outs := rejectAll(len(tooLarge), "too_large", fmt.Sprintf(
+			"the lead's fields pass Marketo's %d-byte request limit", a.c.cfg.MaxBodyBytes))
+		if err := a.report(ctx, tooLarge, outs); err != nil {
 			return err
 		}
 	}
@@ -234,9 +249,9 @@ func (a *adder) restBatches() (out []restBatch, tooLarge []int, err error) {
 	size := overhead
 	for _, i := range a.uniq {
 		l := a.p.Leads[i]
-		rec := make(map[string]string, len(l.Fields)+1)
-		for k, v := range l.Fields {
-			rec[k] = v
+		rec := make(map[string]string, len(l.Values)+1)
+		for j, f := range a.p.FieldNames {
+			rec[f] = l.Values[j]
 		}
 		rec[a.lookup] = l.Key
 		b, err := json.Marshal(rec)
@@ -304,11 +319,11 @@ func (a *adder) restBatch(ctx context.Context, b restBatch) error {
 	if len(res) != len(b.idx) {
 		return fmt.Errorf("creating or updating leads: %d results for %d leads", len(res), len(b.idx))
 	}
-	outs := make(map[int]Outcome, len(b.idx))
+	// outs[j] is the outcome of lead b.idx[j].
+	outs := make([]Outcome, len(b.idx))
 	ids := make([]int64, 0, len(b.idx))
-	byID := make(map[int64][]int, len(b.idx))
+	byID := make(map[int64]int, len(b.idx))
 	for j, rr := range res {
-		i := b.idx[j]
 		switch {
 		case (rr.Status == "created" || rr.Status == "updated") && rr.ID > 0:
 			id := int64(rr.ID)
@@ -318,12 +333,12 @@ func (a *adder) restBatch(ctx context.Context, b restBatch) error {
 				return fmt.Errorf("creating or updating leads: lead %d answered for two distinct keys", id)
 			}
 			ids = append(ids, id)
-			byID[id] = append(byID[id], i)
+			byID[id] = j
 		case rr.Status == "created" || rr.Status == "updated":
-			outs[i] = Outcome{Status: Rejected, Reason: "Marketo " + rr.Status + " the lead without returning its id"}
+			outs[j] = Outcome{Status: Rejected, Reason: "Marketo " + rr.Status + " the lead without returning its id"}
 		default:
 			code, reason := rr.reason()
-			outs[i] = Outcome{Status: Rejected, Code: code, Reason: reason}
+			outs[j] = Outcome{Status: Rejected, Code: code, Reason: reason}
 		}
 	}
 	if len(ids) > 0 {
@@ -331,23 +346,21 @@ func (a *adder) restBatch(ctx context.Context, b restBatch) error {
 		if err != nil {
 			// The leads were created or updated but not added: only the
 			// rejections are known.
-			if cerr := a.report(ctx, outs); cerr != nil {
+			if cerr := a.report(ctx, b.idx, outs); cerr != nil {
 				return cerr
 			}
 			return err
 		}
-		for id, idxs := range byID {
+		for id, j := range byID {
 			o, ok := added[id]
 			if !ok {
 				o = Outcome{Status: Rejected, Reason: "Marketo returned no result for lead " + strconv.FormatInt(id, 10)}
 			}
 			o.LeadID = id
-			for _, i := range idxs {
-				outs[i] = o
-			}
+			outs[j] = o
 		}
 	}
-	return a.report(ctx, outs)
+	return a.report(ctx, b.idx, outs)
 }
 
 // addIDs adds at most 300 lead ids to a list and returns each id's outcome,
@@ -397,26 +410,27 @@ func listErr(listID int64, err error) error {
 // bulk imports the leads in files of up to ImportMaxBytes, one after the
 // other (Marketo refuses a second import into a list that is importing,
 // 1019), committing each file's outcomes when its import is done.
+//
+// The files are planned first (which leads go in which, and their sizes);
+// each is written just before it is sent and dropped once its import is
+// done, so that one file at a time is held in memory.
 func (a *adder) bulk(ctx context.Context) error {
-	chunks, tooLarge, err := buildImportChunks(a.header, a.p.Leads, a.uniq, a.c.cfg.ImportMaxBytes)
+	files, tooLarge, err := planImportFiles(a.header, a.p.Leads, a.uniq, a.c.cfg.ImportMaxBytes)
 	if err != nil {
 		return fmt.Errorf("adding to list %d: %w", a.p.ListID, err)
 	}
 	if len(tooLarge) > 0 {
-		outs := make(map[int]Outcome, len(tooLarge))
-		for _, i := range tooLarge {
-			outs[i] = Outcome{Status: Rejected, Code: "too_large", Reason: fmt.Sprintf("the lead's row passes the %d-byte import file limit", a.c.cfg.ImportMaxBytes)}
-		}
-		if err := a.report(ctx, outs); err != nil {
+		outs := rejectAll(len(tooLarge), "too_large", fmt.Sprintf("the lead's row passes the %d-byte import file limit", a.c.cfg.ImportMaxBytes))
+		if err := a.report(ctx, tooLarge, outs); err != nil {
 			return err
 		}
 	}
-	for n, ch := range chunks {
-		outs, err := a.importChunk(ctx, ch)
+	for n, f := range files {
+		outs, err := a.importFile(ctx, f)
 		if err != nil {
-			return fmt.Errorf("adding to list %d (import file %d of %d): %w", a.p.ListID, n+1, len(chunks), err)
+			return fmt.Errorf("adding to list %d (import file %d of %d): %w", a.p.ListID, n+1, len(files), err)
 		}
-		if err := a.report(ctx, outs); err != nil {
+		if err := a.report(ctx, f.rows, outs); err != nil {
 			return err
 		}
 	}
@@ -433,19 +447,29 @@ type importStatus struct {
 	Message              string  `json:"message"`
 }
 
-// importChunk imports one file and returns the outcome of each of its rows.
-// An import that ends Failed is submitted again up to ImportResubmits times.
-func (a *adder) importChunk(ctx context.Context, ch importChunk) (map[int]Outcome, error) {
-	reject := func(code, reason string) map[int]Outcome {
-		outs := make(map[int]Outcome, len(ch.rows))
-		for _, i := range ch.rows {
-			outs[i] = Outcome{Status: Rejected, Code: code, Reason: reason}
-		}
-		return outs
+// importFile imports one file and returns the outcome of each of its rows,
+// in the order of f.rows.
+func (a *adder) importFile(ctx context.Context, f importFile) ([]Outcome, error) {
+	st, rejected, err := a.runImport(ctx, f)
+	if err != nil || rejected != nil {
+		return rejected, err
 	}
-	body, contentType, err := multipartFile(ch.data)
+	return a.importOutcomes(ctx, f, st)
+}
+
+// runImport writes a file, submits it and waits for its import to be
+// Complete, submitting it again up to ImportResubmits times when it ends
+// Failed. When the file is refused or keeps failing, it returns the
+// rejection of every row instead. The file's bytes are held only meanwhile:
+// reading the outcomes and committing them does without.
+func (a *adder) runImport(ctx context.Context, f importFile) (importStatus, []Outcome, error) {
+	data, err := writeImportFile(a.header, a.p.Leads, f)
 	if err != nil {
-		return nil, err
+		return importStatus{}, nil, err
+	}
+	body, contentType, err := multipartFile(data)
+	if err != nil {
+		return importStatus{}, nil, err
 	}
 	for try := 0; ; try++ {
 		st, err := a.c.submitImport(ctx, a.p.ListID, a.lookup, body, contentType)
@@ -455,14 +479,14 @@ func (a *adder) importChunk(ctx context.Context, ch importChunk) (map[int]Outcom
 			if errors.As(err, &ae) && ae.Class() == ClassPermanent && strings.HasPrefix(ae.Code, "10") && !isNotFound(err) {
 				// The file itself is refused (an unknown field, say): every
 				// row of it is rejected with Marketo's reason.
-				return reject(ae.Code, ae.Message), nil
+				return importStatus{}, rejectAll(len(f.rows), ae.Code, ae.Message), nil
 			}
-			return nil, listErr(a.p.ListID, err)
+			return importStatus{}, nil, listErr(a.p.ListID, err)
 		}
 		if st.Status != "Failed" {
-			st, err = a.c.pollImport(ctx, int64(st.BatchID), len(ch.rows), importSeen{at: submitted, status: st.Status})
+			st, err = a.c.pollImport(ctx, int64(st.BatchID), len(f.rows), importSeen{at: submitted, status: st.Status})
 			if err != nil {
-				return nil, err
+				return importStatus{}, nil, err
 			}
 		}
 		if st.Status == "Failed" {
@@ -470,9 +494,9 @@ func (a *adder) importChunk(ctx context.Context, ch importChunk) (map[int]Outcom
 				a.c.log.Warn("bulk import failed; submitting it again", zap.Int64("batch", int64(st.BatchID)), zap.String("message", st.Message))
 				continue
 			}
-			return reject("import_failed", "bulk import failed: "+cmpOr(st.Message, "no message")), nil
+			return importStatus{}, rejectAll(len(f.rows), "import_failed", "bulk import failed: "+cmpOr(st.Message, "no message")), nil
 		}
-		return a.importOutcomes(ctx, ch, st)
+		return st, nil, nil
 	}
 }
 
@@ -486,7 +510,8 @@ func cmpOr(s, def string) string {
 // importOutcomes reads a complete import's failures and warnings and
 // attributes them to rows by lookup value: failed rows are rejected with
 // Marketo's reason, the others confirmed (a warning rides along as Reason).
-func (a *adder) importOutcomes(ctx context.Context, ch importChunk, st importStatus) (map[int]Outcome, error) {
+// The outcomes are in the order of f.rows.
+func (a *adder) importOutcomes(ctx context.Context, f importFile, st importStatus) ([]Outcome, error) {
 	id := int64(st.BatchID)
 	var failures, warnings map[string]string
 	var err error
@@ -502,16 +527,16 @@ func (a *adder) importOutcomes(ctx context.Context, ch importChunk, st importSta
 			return nil, err
 		}
 	}
-	outs := make(map[int]Outcome, len(ch.rows))
+	outs := make([]Outcome, len(f.rows))
 	failed := 0
-	for _, i := range ch.rows {
+	for j, i := range f.rows {
 		k := matchKey(a.p.Leads[i].Key)
 		if reason, ok := failures[k]; ok {
-			outs[i] = Outcome{Status: Rejected, Reason: reason}
+			outs[j] = Outcome{Status: Rejected, Reason: reason}
 			failed++
 			continue
 		}
-		outs[i] = Outcome{Status: Confirmed, Reason: warnings[k]}
+		outs[j] = Outcome{Status: Confirmed, Reason: warnings[k]}
 	}
 	if int64(failed) < int64(st.NumOfRowsFailed) {
 		a.c.log.Warn("bulk import reports more failed rows than its failures file attributes",
@@ -521,27 +546,27 @@ func (a *adder) importOutcomes(ctx context.Context, ch importChunk, st importSta
 }
 
 // multipartFile wraps an import file in a multipart/form-data body with the
-// part "file" that Marketo reads.
-func multipartFile(data []byte) ([]byte, string, error) {
+// part "file" that Marketo reads, in three pieces sent one after the other:
+// the part's header, the file itself (not copied) and the closing boundary.
+func multipartFile(data []byte) (body [][]byte, contentType string, err error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	h := make(textproto.MIMEHeader)
 	h.Set("Content-Disposition", `form-data; name="file"; filename="listsync.csv"`)
 	h.Set("Content-Type", "text/csv")
-	w, err := mw.CreatePart(h)
-	if err != nil {
+	if _, err := mw.CreatePart(h); err != nil {
 		return nil, "", fmt.Errorf("building import body: %w", err)
 	}
-	if _, err := w.Write(data); err != nil {
-		return nil, "", fmt.Errorf("building import body: %w", err)
-	}
+	head := buf.Len()
+	// The part's bytes would go here; Close adds the closing boundary.
 	if err := mw.Close(); err != nil {
 		return nil, "", fmt.Errorf("building import body: %w", err)
 	}
-	return buf.Bytes(), mw.FormDataContentType(), nil
+	b := buf.Bytes()
+	return [][]byte{b[:head:head], data, b[head:]}, mw.FormDataContentType(), nil
 }
 
-func (c *Client) submitImport(ctx context.Context, listID int64, lookup string, body []byte, contentType string) (importStatus, error) {
+func (c *Client) submitImport(ctx context.Context, listID int64, lookup string, body [][]byte, contentType string) (importStatus, error) {
 	r := &request{
 		method: http.MethodPost,
 		path:   "/bulk/v1/leads.json",

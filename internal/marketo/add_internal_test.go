@@ -1,11 +1,65 @@
 package marketo
 
 import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// TestImportBody: an import file goes out as the multipart form Marketo
+// reads, without being copied into it, with its exact length, and every
+// reading of the body (a retry, a redirect) gets all of it.
+func TestImportBody(t *testing.T) {
+	t.Parallel()
+	data := []byte("email,firstName\na@x.com,\"Smith, J\"\nb@x.com,\"two\r\nlines\"\n")
+	body, contentType, err := multipartFile(data)
+	require.NoError(t, err)
+	require.Len(t, body, 3)
+	require.Same(t, &data[0], &body[1][0], "the file itself, not a copy")
+
+	req, err := http.NewRequest(http.MethodPost, "http://marketo.test/bulk/v1/leads.json", nil)
+	require.NoError(t, err)
+	setBody(req, body)
+	want := bytes.Join(body, nil)
+	require.Equal(t, int64(len(want)), req.ContentLength)
+	got, err := io.ReadAll(req.Body)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	for range 2 {
+		rc, err := req.GetBody()
+		require.NoError(t, err)
+		got, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+
+	mt, params, err := mime.ParseMediaType(contentType)
+	require.NoError(t, err)
+	require.Equal(t, "multipart/form-data", mt)
+	mr := multipart.NewReader(bytes.NewReader(want), params["boundary"])
+	part, err := mr.NextPart()
+	require.NoError(t, err)
+	require.Equal(t, "file", part.FormName())
+	require.Equal(t, "listsync.csv", part.FileName())
+	require.Equal(t, "text/csv", part.Header.Get("Content-Type"))
+	file, err := io.ReadAll(part)
+	require.NoError(t, err)
+	require.Equal(t, data, file)
+	_, err = mr.NextPart()
+	require.ErrorIs(t, err, io.EOF, "one part, then the closing boundary")
+
+	req, err = http.NewRequest(http.MethodPost, "http://marketo.test/", nil)
+	require.NoError(t, err)
+	setBody(req, [][]byte{nil, {}})
+	require.Equal(t, http.NoBody, req.Body, "an empty body is no body")
+	require.Zero(t, req.ContentLength)
+}
 
 // TestProjectImportEnd: the remaining time is the remaining rows at the rate
 // seen between two Importing readings; without progress there is none.

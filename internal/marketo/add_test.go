@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +31,8 @@ func TestAddREST(t *testing.T) {
 	leads := leadsFor(keys)
 	leads[0].Key = "E0@Example.com" // same person as the existing lead
 	leads = append(leads,
-		marketo.Lead{Key: "not-an-email", Fields: map[string]string{"firstName": "X"}},
-		marketo.Lead{Key: "e5@example.com", Fields: map[string]string{"firstName": "dup"}}, // a duplicate key
+		marketo.Lead{Key: "not-an-email", Values: []string{"X"}},
+		marketo.Lead{Key: "e5@example.com", Values: []string{"dup"}}, // a duplicate key
 	)
 	var col collector
 	var cc marketo.CallCounter
@@ -76,7 +78,7 @@ func TestAddRESTRejectsOversizedLead(t *testing.T) {
 	b := setup(t, options{client: func(c *marketo.Config) { c.MaxBodyBytes = 10_000 }})
 	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
 	leads := leadsFor(emails("r", 20))
-	leads[7].Fields["firstName"] = strings.Repeat("x", 20_000)
+	leads[7].Values[0] = strings.Repeat("x", 20_000)
 	var col collector
 	err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leads}, col.commit)
 	require.NoError(t, err)
@@ -99,14 +101,15 @@ func TestAddBulkHostileValues(t *testing.T) {
 	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
 	fields := []string{"firstName", "lastName", "company", "title"}
 	leads := []marketo.Lead{
-		{Key: "comma@example.com", Fields: map[string]string{"firstName": "Smith, John", "company": "A,B,,C"}},
-		{Key: "quote@example.com", Fields: map[string]string{"firstName": `The "Boss"`, "lastName": `"`}},
-		{Key: "newline@example.com", Fields: map[string]string{"firstName": "two\nlines", "company": "x\ny\nz"}},
-		{Key: "formula@example.com", Fields: map[string]string{"firstName": `=HYPERLINK("http://x")`, "lastName": "+1-2", "title": "@SUM(A1)"}},
-		{Key: "unicode@example.com", Fields: map[string]string{"firstName": "Zoë 日本語 🙂", "company": "Ståhl & Söner"}},
-		{Key: "space@example.com", Fields: map[string]string{"firstName": " leading", "lastName": "trailing "}},
-		{Key: "bad email@", Fields: map[string]string{"firstName": "Bad"}},
-		{Key: "also,bad", Fields: map[string]string{"firstName": "Bad"}},
+		// Values: firstName, lastName, company, title.
+		{Key: "comma@example.com", Values: []string{"Smith, John", "", "A,B,,C", ""}},
+		{Key: "quote@example.com", Values: []string{`The "Boss"`, `"`, "", ""}},
+		{Key: "newline@example.com", Values: []string{"two\nlines", "", "x\ny\nz", ""}},
+		{Key: "formula@example.com", Values: []string{`=HYPERLINK("http://x")`, "+1-2", "", "@SUM(A1)"}},
+		{Key: "unicode@example.com", Values: []string{"Zoë 日本語 🙂", "", "Ståhl & Söner", ""}},
+		{Key: "space@example.com", Values: []string{" leading", "trailing ", "", ""}},
+		{Key: "bad email@", Values: []string{"Bad", "", "", ""}},
+		{Key: "also,bad", Values: []string{"Bad", "", "", ""}},
 	}
 	var col collector
 	var cc marketo.CallCounter
@@ -118,8 +121,8 @@ func TestAddBulkHostileValues(t *testing.T) {
 		require.Equal(t, marketo.Confirmed, got[l.Key].Status, l.Key)
 		stored := b.em.LeadsByEmail(l.Key)
 		require.Len(t, stored, 1, l.Key)
-		for f, v := range l.Fields {
-			require.Equal(t, v, stored[0].Fields[f], "%s %s", l.Key, f)
+		for j, f := range fields {
+			require.Equal(t, l.Values[j], stored[0].Fields[f], "%s %s", l.Key, f)
 		}
 	}
 	for _, k := range []string{"bad email@", "also,bad"} {
@@ -182,6 +185,37 @@ func TestAddImportFailed(t *testing.T) {
 	require.Empty(t, memberEmails(b.em, list))
 }
 
+// TestAddImportSubmitRetried: an import submission answered 502 is sent
+// again, whole (the body streams the file's bytes, read afresh for each
+// attempt), and the import then adds every row.
+func TestAddImportSubmitRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) { c.BulkAddMinRows = 2 }})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	var submits atomic.Int32
+	b.setBefore(func(r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/bulk/v1/leads.json") && submits.Add(1) == 1 {
+			b.em.SetFaults(emulator.Faults{Rate: 1, Kinds: []emulator.FaultKind{emulator.FaultBadGateway}})
+			return
+		}
+		b.em.SetFaults(emulator.Faults{})
+	})
+	keys := emails("retry", 2000)
+	var col collector
+	var cc marketo.CallCounter
+	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(keys)}, col.commit)
+	require.NoError(t, err)
+	require.Equal(t, int32(2), submits.Load(), "the submission, then its retry")
+	require.Equal(t, int64(2), cc.ByEndpoint()["POST /bulk/v1/leads.json"])
+	require.Len(t, b.em.Imports(), 1, "the first attempt was refused before any import began")
+	require.Len(t, col.outs, len(keys))
+	for _, o := range col.outs {
+		require.Equal(t, marketo.Confirmed, o.Status, o.Key)
+	}
+	require.Len(t, memberEmails(b.em, list), len(keys))
+	require.Equal(t, "F1999", b.em.LeadsByEmail(keys[1999])[0].Fields["firstName"], "the file's last row arrived")
+}
+
 // TestAddUnknownField: a field Marketo does not know rejects a bulk file
 // with Marketo's reason, and a REST record with its record-level reason.
 func TestAddUnknownField(t *testing.T) {
@@ -196,7 +230,7 @@ func TestAddUnknownField(t *testing.T) {
 			}})
 			list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
 			var col collector
-			leads := []marketo.Lead{{Key: "a@example.com", Fields: map[string]string{"noSuchField": "x"}}}
+			leads := []marketo.Lead{{Key: "a@example.com", Values: []string{"x"}}}
 			err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"noSuchField"}, Leads: leads}, col.commit)
 			require.NoError(t, err)
 			require.Len(t, col.outs, 1)
@@ -217,8 +251,11 @@ func TestAddValidates(t *testing.T) {
 	}{
 		{marketo.AddParams{ListID: 0}, "list id 0"},
 		{marketo.AddParams{ListID: 1, Leads: []marketo.Lead{{Key: " "}}}, "lead 1 has an empty email"},
-		{marketo.AddParams{ListID: 1, Leads: []marketo.Lead{{Key: "a@x.com", Fields: map[string]string{"company": "x"}}}}, `field "company", which FieldNames does not list`},
+		{marketo.AddParams{ListID: 1, Leads: []marketo.Lead{{Key: "a@x.com", Values: []string{"x"}}}}, `lead "a@x.com" has 1 values for 0 field names`},
+		{marketo.AddParams{ListID: 1, FieldNames: []string{"company", "title"}, Leads: []marketo.Lead{{Key: "a@x.com", Values: []string{"x"}}}}, `lead "a@x.com" has 1 values for 2 field names`},
 		{marketo.AddParams{ListID: 1, FieldNames: []string{""}}, "field name 1 is empty"},
+		{marketo.AddParams{ListID: 1, FieldNames: []string{"company", "Email"}}, `field name 2, "Email", is the lookup field`},
+		{marketo.AddParams{ListID: 1, FieldNames: []string{"company", "Company"}}, `field name 2, "Company", repeats field name 1`},
 	}
 	for _, tc := range cases {
 		err := b.c.AddToList(t.Context(), tc.p, col.commit)
@@ -286,7 +323,7 @@ func TestAddImportPollsByProgress(t *testing.T) {
 		},
 	})
 	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
-	leads := append(leadsFor(emails("p", good)), marketo.Lead{Key: "not-an-email", Fields: map[string]string{"firstName": "X"}})
+	leads := append(leadsFor(emails("p", good)), marketo.Lead{Key: "not-an-email", Values: []string{"X"}})
 	var col collector
 	err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leads}, col.commit)
 	require.NoError(t, err)

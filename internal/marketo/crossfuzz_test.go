@@ -39,8 +39,8 @@ func FuzzBulkImportAcrossImplementations(f *testing.F) {
 			return // blanks are ignored by imports, longer strings cut, invalid UTF-8 refused whole
 		}
 		leads := []marketo.Lead{
-			{Key: "fuzz@example.com", Fields: map[string]string{"firstName": first, "lastName": last}},
-			{Key: "neighbour@example.com", Fields: map[string]string{"firstName": "N", "lastName": "M"}},
+			{Key: "fuzz@example.com", Values: []string{first, last}},
+			{Key: "neighbour@example.com", Values: []string{"N", "M"}},
 		}
 		var col collector
 		err := b.c.AddToList(t.Context(), marketo.AddParams{ListID: list, FieldNames: []string{"firstName", "lastName"},

@@ -11,74 +11,122 @@ import (
 )
 
 // importHeader returns the header of an import file: the lookup field, then
-// the other field names in order, without repeats (case-insensitive).
+// the field names in order. A name that is empty, repeats another
+// (case-insensitive) or is the lookup field is refused: each column takes
+// its value from one field name, and the lookup field's from a lead's Key.
 func importHeader(lookupField string, fieldNames []string) ([]string, error) {
-	header := []string{lookupField}
-	seen := map[string]bool{strings.ToLower(lookupField): true}
+	header := make([]string, 0, len(fieldNames)+1)
+	header = append(header, lookupField)
+	seen := make(map[string]int, len(fieldNames)+1)
+	seen[strings.ToLower(lookupField)] = 0
 	for i, f := range fieldNames {
 		if strings.TrimSpace(f) == "" {
 			return nil, fmt.Errorf("field name %d is empty", i+1)
 		}
-		if seen[strings.ToLower(f)] {
-			continue
+		if j, dup := seen[strings.ToLower(f)]; dup {
+			if j == 0 {
+				return nil, fmt.Errorf("field name %d, %q, is the lookup field, which a lead's Key carries", i+1, f)
+			}
+			return nil, fmt.Errorf("field name %d, %q, repeats field name %d", i+1, f, j)
 		}
-		seen[strings.ToLower(f)] = true
+		seen[strings.ToLower(f)] = i + 1
 		header = append(header, f)
 	}
 	return header, nil
 }
 
-// importChunk is one bulk import file and the indexes of the leads in it.
-type importChunk struct {
-	data []byte
+// importFile is one bulk import file: the indexes of its leads and its size
+// in bytes, header included. Its bytes are written by writeImportFile when
+// it is sent, so that one file at a time is held in memory.
+type importFile struct {
 	rows []int
+	size int
 }
 
-// buildImportChunks writes leads as CSV files of at most maxBytes each
-// (header included), quoted by encoding/csv so that commas, quotes, newlines
-// and leading spaces survive. tooLarge holds the leads whose row alone does
-// not fit in a file.
-func buildImportChunks(header []string, leads []Lead, idx []int, maxBytes int) (chunks []importChunk, tooLarge []int, err error) {
-	var headBuf bytes.Buffer
-	hw := csv.NewWriter(&headBuf)
-	if err := hw.Write(header); err != nil {
+// rowEncoder writes leads as rows of an import file, quoted by encoding/csv
+// so that commas, quotes, newlines and leading spaces survive.
+type rowEncoder struct {
+	buf bytes.Buffer
+	w   *csv.Writer
+	rec []string
+}
+
+func newRowEncoder(columns int) *rowEncoder {
+	e := &rowEncoder{rec: make([]string, 0, columns)}
+	e.w = csv.NewWriter(&e.buf)
+	return e
+}
+
+// encode returns the CSV row of the record key, values..., valid until the
+// next call.
+func (e *rowEncoder) encode(key string, values []string) ([]byte, error) {
+	e.rec = append(append(e.rec[:0], key), values...)
+	e.buf.Reset()
+	if err := e.w.Write(e.rec); err != nil {
+		return nil, err
+	}
+	e.w.Flush()
+	if err := e.w.Error(); err != nil {
+		return nil, err
+	}
+	return e.buf.Bytes(), nil
+}
+
+// planImportFiles splits the leads of idx, in order, into import files of at
+// most maxBytes each (header included), without keeping their bytes.
+// tooLarge holds the leads whose row alone does not fit in a file.
+func planImportFiles(header []string, leads []Lead, idx []int, maxBytes int) (files []importFile, tooLarge []int, err error) {
+	enc := newRowEncoder(len(header))
+	head, err := enc.encode(header[0], header[1:])
+	if err != nil {
 		return nil, nil, fmt.Errorf("writing import header: %w", err)
 	}
-	hw.Flush()
-	if headBuf.Len() >= maxBytes {
-		return nil, nil, fmt.Errorf("the import header alone (%d bytes) passes the %d-byte file limit", headBuf.Len(), maxBytes)
+	headLen := len(head)
+	if headLen >= maxBytes {
+		return nil, nil, fmt.Errorf("the import header alone (%d bytes) passes the %d-byte file limit", headLen, maxBytes)
 	}
-
-	var row bytes.Buffer
-	rw := csv.NewWriter(&row)
-	rec := make([]string, len(header))
-	var cur *importChunk
+	var cur *importFile
 	for _, i := range idx {
 		l := leads[i]
-		rec[0] = l.Key
-		for j, f := range header[1:] {
-			rec[j+1] = l.Fields[f]
-		}
-		row.Reset()
-		if err := rw.Write(rec); err != nil {
+		row, err := enc.encode(l.Key, l.Values)
+		if err != nil {
 			return nil, nil, fmt.Errorf("writing import row for %q: %w", l.Key, err)
 		}
-		rw.Flush()
-		if err := rw.Error(); err != nil {
-			return nil, nil, fmt.Errorf("writing import row for %q: %w", l.Key, err)
-		}
-		if headBuf.Len()+row.Len() > maxBytes {
+		if headLen+len(row) > maxBytes {
 			tooLarge = append(tooLarge, i)
 			continue
 		}
-		if cur == nil || len(cur.data)+row.Len() > maxBytes {
-			chunks = append(chunks, importChunk{data: append(make([]byte, 0, min(maxBytes, 1<<20)), headBuf.Bytes()...)})
-			cur = &chunks[len(chunks)-1]
+		if cur == nil || cur.size+len(row) > maxBytes {
+			files = append(files, importFile{size: headLen})
+			cur = &files[len(files)-1]
 		}
-		cur.data = append(cur.data, row.Bytes()...)
+		cur.size += len(row)
 		cur.rows = append(cur.rows, i)
 	}
-	return chunks, tooLarge, nil
+	return files, tooLarge, nil
+}
+
+// writeImportFile returns the bytes of an import file planned by
+// planImportFiles, in one allocation of its exact size.
+func writeImportFile(header []string, leads []Lead, f importFile) ([]byte, error) {
+	enc := newRowEncoder(len(header))
+	data := make([]byte, 0, f.size)
+	row, err := enc.encode(header[0], header[1:])
+	if err != nil {
+		return nil, fmt.Errorf("writing import header: %w", err)
+	}
+	data = append(data, row...)
+	for _, i := range f.rows {
+		row, err := enc.encode(leads[i].Key, leads[i].Values)
+		if err != nil {
+			return nil, fmt.Errorf("writing import row for %q: %w", leads[i].Key, err)
+		}
+		data = append(data, row...)
+	}
+	if len(data) != f.size {
+		return nil, fmt.Errorf("writing import file: %d bytes written, %d planned", len(data), f.size)
+	}
+	return data, nil
 }
 
 // matchKey is how lookup values are compared when Marketo echoes them back:

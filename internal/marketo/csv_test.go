@@ -16,57 +16,72 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
+// hostileFields are the field names of hostileLeads' values.
+var hostileFields = []string{"firstName", "company", "title"}
+
 // hostileLeads are values that break naive CSV writers.
 func hostileLeads() []Lead {
 	return []Lead{
-		{Key: "plain@example.com", Fields: map[string]string{"firstName": "Ann", "company": "Acme"}},
-		{Key: "comma@example.com", Fields: map[string]string{"firstName": "Smith, John", "company": "A,B,,C"}},
-		{Key: "quote@example.com", Fields: map[string]string{"firstName": `The "Boss"`, "company": `"`}},
-		{Key: "newline@example.com", Fields: map[string]string{"firstName": "two\nlines", "company": "cr\rhere"}},
-		{Key: "formula@example.com", Fields: map[string]string{"firstName": "=HYPERLINK(\"x\")", "company": "+1-2", "title": "@SUM(A1)"}},
-		{Key: "unicode@example.com", Fields: map[string]string{"firstName": "Zoë Ünïcødé 日本語 🙂", "company": "Ståhl & Söner"}},
-		{Key: "space@example.com", Fields: map[string]string{"firstName": " leading space", "company": "trailing space "}},
-		{Key: "empty@example.com", Fields: map[string]string{}},
+		{Key: "plain@example.com", Values: []string{"Ann", "Acme", ""}},
+		{Key: "comma@example.com", Values: []string{"Smith, John", "A,B,,C", ""}},
+		{Key: "quote@example.com", Values: []string{`The "Boss"`, `"`, ""}},
+		{Key: "newline@example.com", Values: []string{"two\nlines", "cr\rhere", ""}},
+		{Key: "formula@example.com", Values: []string{"=HYPERLINK(\"x\")", "+1-2", "@SUM(A1)"}},
+		{Key: "unicode@example.com", Values: []string{"Zoë Ünïcødé 日本語 🙂", "Ståhl & Söner", ""}},
+		{Key: "space@example.com", Values: []string{" leading space", "trailing space ", ""}},
+		{Key: "empty@example.com", Values: []string{"", "", ""}},
 	}
+}
+
+// buildImportFiles plans the files of leads and writes each.
+func buildImportFiles(t testing.TB, header []string, leads []Lead, idx []int, maxBytes int) (files []importFile, data [][]byte, tooLarge []int) {
+	t.Helper()
+	files, tooLarge, err := planImportFiles(header, leads, idx, maxBytes)
+	require.NoError(t, err)
+	for _, f := range files {
+		b, err := writeImportFile(header, leads, f)
+		require.NoError(t, err)
+		require.Len(t, b, f.size, "the planned size")
+		data = append(data, b)
+	}
+	return files, data, tooLarge
 }
 
 func TestImportCSVGolden(t *testing.T) {
 	t.Parallel()
 	leads := hostileLeads()
-	header, err := importHeader("email", []string{"firstName", "company", "email", "title"})
+	header, err := importHeader("email", hostileFields)
 	require.NoError(t, err)
 	require.Equal(t, []string{"email", "firstName", "company", "title"}, header)
 	idx := make([]int, len(leads))
 	for i := range idx {
 		idx[i] = i
 	}
-	chunks, tooLarge, err := buildImportChunks(header, leads, idx, ImportMaxBytesDefault)
-	require.NoError(t, err)
+	files, data, tooLarge := buildImportFiles(t, header, leads, idx, ImportMaxBytesDefault)
 	require.Empty(t, tooLarge)
-	require.Len(t, chunks, 1)
+	require.Len(t, files, 1)
 
 	golden := filepath.Join("testdata", "import_hostile.csv")
 	if *update {
-		require.NoError(t, os.WriteFile(golden, chunks[0].data, 0o644))
+		require.NoError(t, os.WriteFile(golden, data[0], 0o644))
 	}
 	want, err := os.ReadFile(golden)
 	require.NoError(t, err)
-	if d := cmp.Diff(string(want), string(chunks[0].data)); d != "" {
+	if d := cmp.Diff(string(want), string(data[0])); d != "" {
 		t.Fatalf("import file (-want +got):\n%s", d)
 	}
 
 	// Read back as any RFC 4180 reader would: every value survives.
-	recs, err := csv.NewReader(bytes.NewReader(chunks[0].data)).ReadAll()
+	recs, err := csv.NewReader(bytes.NewReader(data[0])).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, recs, len(leads)+1)
 	for i, l := range leads {
 		rec := recs[i+1]
 		require.Equal(t, l.Key, rec[0])
 		for j, f := range header[1:] {
-			want := l.Fields[f]
 			// encoding/csv's reader folds \r\n inside quotes to \n; a lone
 			// \r survives.
-			require.Equal(t, want, rec[j+1], "lead %s field %s", l.Key, f)
+			require.Equal(t, l.Values[j], rec[j+1], "lead %s field %s", l.Key, f)
 		}
 	}
 }
@@ -76,25 +91,24 @@ func TestImportChunksSplitByBytes(t *testing.T) {
 	var leads []Lead
 	var idx []int
 	for i := range 1000 {
-		leads = append(leads, Lead{Key: strings.Repeat("x", 10) + string(rune('a'+i%26)) + "@e.com", Fields: map[string]string{"f": strings.Repeat("v", i%50)}})
+		leads = append(leads, Lead{Key: strings.Repeat("x", 10) + string(rune('a'+i%26)) + "@e.com", Values: []string{strings.Repeat("v", i%50)}})
 		idx = append(idx, i)
 	}
-	leads = append(leads, Lead{Key: "huge@e.com", Fields: map[string]string{"f": strings.Repeat("h", 5000)}})
+	leads = append(leads, Lead{Key: "huge@e.com", Values: []string{strings.Repeat("h", 5000)}})
 	idx = append(idx, len(leads)-1)
 	header := []string{"email", "f"}
 	const maxBytes = 4096
-	chunks, tooLarge, err := buildImportChunks(header, leads, idx, maxBytes)
-	require.NoError(t, err)
+	files, data, tooLarge := buildImportFiles(t, header, leads, idx, maxBytes)
 	require.Equal(t, []int{len(leads) - 1}, tooLarge)
-	require.Greater(t, len(chunks), 5)
+	require.Greater(t, len(files), 5)
 	seen := 0
-	for _, ch := range chunks {
-		require.LessOrEqual(t, len(ch.data), maxBytes)
-		recs, err := csv.NewReader(bytes.NewReader(ch.data)).ReadAll()
+	for n, f := range files {
+		require.LessOrEqual(t, len(data[n]), maxBytes)
+		recs, err := csv.NewReader(bytes.NewReader(data[n])).ReadAll()
 		require.NoError(t, err)
 		require.Equal(t, header, recs[0], "every file carries the header")
-		require.Len(t, recs, len(ch.rows)+1)
-		for j, i := range ch.rows {
+		require.Len(t, recs, len(f.rows)+1)
+		for j, i := range f.rows {
 			require.Equal(t, leads[i].Key, recs[j+1][0])
 			require.Equal(t, i, seen, "rows keep their order")
 			seen++
@@ -103,10 +117,19 @@ func TestImportChunksSplitByBytes(t *testing.T) {
 	require.Equal(t, len(leads)-1, seen)
 }
 
-func TestImportHeaderRejectsEmptyName(t *testing.T) {
+func TestImportHeaderRejects(t *testing.T) {
 	t.Parallel()
-	_, err := importHeader("email", []string{"a", " "})
-	require.ErrorContains(t, err, "field name 2 is empty")
+	for _, tc := range []struct {
+		names       []string
+		errContains string
+	}{
+		{[]string{"a", " "}, "field name 2 is empty"},
+		{[]string{"a", "Email"}, `field name 2, "Email", is the lookup field`},
+		{[]string{"a", "b", "A"}, `field name 3, "A", repeats field name 1`},
+	} {
+		_, err := importHeader("email", tc.names)
+		require.ErrorContains(t, err, tc.errContains, "%q", tc.names)
+	}
 }
 
 func TestParseReasonCSV(t *testing.T) {

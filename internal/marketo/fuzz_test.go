@@ -70,15 +70,12 @@ func FuzzImportCSVRoundTrip(f *testing.F) {
 		if key == "" || !utf8.ValidString(key+v1+v2) {
 			return
 		}
-		leads := []Lead{{Key: key, Fields: map[string]string{"a": v1, "b": v2}}, {Key: "next@x.com", Fields: map[string]string{"a": "x"}}}
-		chunks, tooLarge, err := buildImportChunks([]string{"email", "a", "b"}, leads, []int{0, 1}, 1<<20)
-		if err != nil {
-			t.Fatal(err)
+		leads := []Lead{{Key: key, Values: []string{v1, v2}}, {Key: "next@x.com", Values: []string{"x", ""}}}
+		files, data, tooLarge := buildImportFiles(t, []string{"email", "a", "b"}, leads, []int{0, 1}, 1<<20)
+		if len(tooLarge) > 0 || len(files) != 1 {
+			t.Fatalf("files %d, too large %v", len(files), tooLarge)
 		}
-		if len(tooLarge) > 0 || len(chunks) != 1 {
-			t.Fatalf("chunks %d, too large %v", len(chunks), tooLarge)
-		}
-		r := csv.NewReader(bytes.NewReader(chunks[0].data))
+		r := csv.NewReader(bytes.NewReader(data[0]))
 		var recs [][]string
 		for {
 			rec, err := r.Read()
@@ -86,13 +83,13 @@ func FuzzImportCSVRoundTrip(f *testing.F) {
 				break
 			}
 			if err != nil {
-				t.Fatalf("reading back %q: %v", chunks[0].data, err)
+				t.Fatalf("reading back %q: %v", data[0], err)
 			}
 			recs = append(recs, rec)
 		}
 		fold := func(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 		if len(recs) != 3 {
-			t.Fatalf("got %d records from %q", len(recs), chunks[0].data)
+			t.Fatalf("got %d records from %q", len(recs), data[0])
 		}
 		if got := recs[1]; got[0] != fold(key) || got[1] != fold(v1) || got[2] != fold(v2) {
 			t.Fatalf("round trip of %q %q %q gave %q", key, v1, v2, got)

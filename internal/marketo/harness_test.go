@@ -187,10 +187,12 @@ func emails(prefix string, n int) []string {
 	return out
 }
 
+// leadsFor returns a lead for each key, with one value, for the field
+// firstName.
 func leadsFor(keys []string) []marketo.Lead {
 	out := make([]marketo.Lead, len(keys))
 	for i, k := range keys {
-		out[i] = marketo.Lead{Key: k, Fields: map[string]string{"firstName": "F" + strconv.Itoa(i)}}
+		out[i] = marketo.Lead{Key: k, Values: []string{"F" + strconv.Itoa(i)}} // FieldNames: firstName
 	}
 	return out
 }

@@ -274,7 +274,7 @@ func (c *Client) createList(ctx context.Context, name string, f assetFolder) (Li
 		method:      http.MethodPost,
 		path:        "/rest/asset/v1/staticLists.json",
 		label:       "POST /rest/asset/v1/staticLists.json",
-		body:        []byte(form.Encode()),
+		body:        [][]byte{[]byte(form.Encode())},
 		contentType: "application/x-www-form-urlencoded",
 	}
 	env, err := c.call(ctx, r)

@@ -30,8 +30,11 @@ type request struct {
 	// label names the endpoint for counting: method and path template.
 	label string
 	query url.Values
-	// body and contentType, when body is not nil.
-	body        []byte
+	// body and contentType, when body is not nil. The body is the
+	// concatenation of its pieces, sent without copying them into one (an
+	// import file between its multipart framing); each attempt reads them
+	// afresh.
+	body        [][]byte
 	contentType string
 	// longGet lets a GET whose URI would pass MaxURIBytes go as
 	// POST ?_method=GET with the query string as a form body.
@@ -50,7 +53,7 @@ func jsonRequest(method, path, label string, body any) (*request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s body: %w", label, err)
 	}
-	return &request{method: method, path: path, label: label, body: b, contentType: "application/json"}, nil
+	return &request{method: method, path: path, label: label, body: [][]byte{b}, contentType: "application/json"}, nil
 }
 
 // envelope is Marketo's response wrapper.
@@ -324,16 +327,15 @@ func (c *Client) newHTTPRequest(ctx context.Context, r *request) (*http.Request,
 		// that carries the query string as a form body.
 		method = http.MethodPost
 		u.RawQuery = "_method=GET"
-		body = []byte(q)
+		body = [][]byte{[]byte(q)}
 		contentType = "application/x-www-form-urlencoded"
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("building %s request: %w", r.label, err)
+	}
+	if body != nil {
+		setBody(req, body)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -347,6 +349,30 @@ func (c *Client) newHTTPRequest(ctx context.Context, r *request) (*http.Request,
 		}
 	}
 	return req, nil
+}
+
+// setBody sets the request's body to the concatenation of pieces, with its
+// exact Content-Length, and GetBody to read it again from the start (a
+// redirect or a retried connection sends it anew).
+func setBody(req *http.Request, pieces [][]byte) {
+	n := 0
+	for _, p := range pieces {
+		n += len(p)
+	}
+	if n == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return
+	}
+	open := func() (io.ReadCloser, error) {
+		rs := make([]io.Reader, len(pieces))
+		for i, p := range pieces {
+			rs[i] = bytes.NewReader(p)
+		}
+		return io.NopCloser(io.MultiReader(rs...)), nil
+	}
+	req.ContentLength = int64(n)
+	req.Body, _ = open()
+	req.GetBody = open
 }
 
 // readResponse turns a response into an envelope or an error.

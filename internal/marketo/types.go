@@ -36,9 +36,10 @@ type List struct {
 type Lead struct {
 	// Key is the value of the lookup field (a normalised email by default).
 	Key string
-	// Fields maps Marketo lead field names to the values to send. The
-	// lookup field itself is not repeated here.
-	Fields map[string]string
+	// Values are the lead's field values, one for each of
+	// AddParams.FieldNames and in their order (a slice rather than a map
+	// per lead: a push holds a chunk of up to a hundred thousand leads).
+	Values []string
 }
 
 // Member is one member of a list as listsync knows it.
@@ -101,8 +102,10 @@ type AddParams struct {
 	ListID int64
 	// LookupField is the Marketo field that identifies a lead ("email").
 	LookupField string
-	// FieldNames lists, in a stable order, every field name that may occur in
-	// the leads' Fields; it becomes the header of a bulk import file.
+	// FieldNames names the Marketo lead fields of every lead's Values, in
+	// their order; it becomes the header of a bulk import file, after the
+	// lookup field. Each name occurs once (without regard to case), and
+	// the lookup field is not among them: a lead's Key carries it.
 	FieldNames []string
 	Leads      []Lead
 }

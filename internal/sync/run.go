@@ -531,37 +531,48 @@ func readChunk(rr *recordReader, n int) ([]record, error) {
 
 // pushUpserts sends adds and field updates in chunks, committing what
 // Marketo confirms or rejects batch by batch.
+//
+// A chunk is read straight into the leads handed to Marketo, whose Values
+// are the records' own field values, and into inFlight: no copy of the
+// records is kept beside them. They are sized for the chunk up front, from
+// the numbers of adds and updates the diff planned.
 func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path string) error {
 	rr, err := openRecordFile(path)
 	if err != nil {
 		return fmt.Errorf("reading the diff: %w", err)
 	}
 	defer rr.close()
+	r.mu.Lock()
+	addsLeft, updatesLeft := r.run.AddsPlanned, r.run.UpdatesPlanned
+	r.mu.Unlock()
+	// One PendingHash for every mark: the store only reads it.
+	pendingHash := []byte(state.PendingHash)
+	var rec record
 	for {
-		chunk, err := readChunk(rr, r.e.cfg.ChunkSize)
-		if err != nil {
-			return err
-		}
-		if len(chunk) == 0 {
-			return nil
-		}
-		inFlight := make(map[string]pending, len(chunk))
-		leads := make([]marketo.Lead, len(chunk))
-		var doubt []state.Member
-		for i, rec := range chunk {
+		// Capacities for the chunk; the counts are hints (a count too small
+		// only makes the slices and the map grow).
+		chunk := int64(r.e.cfg.ChunkSize)
+		size, adds := min(chunk, max(addsLeft, 0)+max(updatesLeft, 0)), min(chunk, max(addsLeft, 0))
+		inFlight := make(map[string]pending, size)
+		leads := make([]marketo.Lead, 0, size)
+		doubt := make([]state.Member, 0, adds)
+		for len(leads) < r.e.cfg.ChunkSize {
+			if err := rr.read(&rec); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return err
+			}
 			inFlight[rec.key] = pending{kind: rec.kind, leadID: rec.leadID, hash: rec.hash}
 			if rec.kind == kindAdd {
-				doubt = append(doubt, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: []byte(state.PendingHash)})
+				doubt = append(doubt, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: pendingHash})
 			}
-			leads[i].Key = rec.key
-			if len(fieldNames) > 0 {
-				leads[i].Fields = make(map[string]string, len(fieldNames))
-				for j, name := range fieldNames {
-					leads[i].Fields[name] = rec.values[j]
-				}
-			}
+			leads = append(leads, marketo.Lead{Key: rec.key, Values: rec.values})
 		}
-		chunk = nil
+		if len(leads) == 0 {
+			return nil
+		}
+		addsLeft -= int64(len(doubt))
+		updatesLeft -= int64(len(leads) - len(doubt))
 		if err := r.markPending(ctx, doubt); err != nil {
 			return err
 		}
@@ -640,6 +651,11 @@ func (r *runner) markPending(ctx context.Context, members []state.Member) error 
 func (r *runner) commitFunc(op state.Op, inFlight map[string]pending) marketo.CommitFunc {
 	return func(ctx context.Context, outcomes []marketo.Outcome) error {
 		b := state.Batch{At: r.e.now(), Backoff: r.e.cfg.Backoff}
+		if op == state.OpRemove {
+			b.Removed = make([]string, 0, len(outcomes))
+		} else {
+			b.Confirmed = make([]state.Member, 0, len(outcomes))
+		}
 		seen := make(map[string]bool, len(outcomes))
 		var adds, updates, removes, rejected int64
 		for _, o := range outcomes {
