@@ -4,10 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/listsync/listsync/internal/memsample"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	stdsync "sync"
 	"testing"
 	"time"
 
@@ -149,7 +148,7 @@ func benchPlan(b *testing.B, n int, storeKind string) {
 		List: marketo.ListRef{ID: 1}, Fields: map[string]string{"firstName": "first_name"}}
 
 	runtime.GC()
-	peak := sampleHeap()
+	peak := memsample.Start(20 * time.Millisecond)
 	b.ResetTimer()
 	var p *Plan
 	for b.Loop() {
@@ -159,7 +158,8 @@ func benchPlan(b *testing.B, n int, storeKind string) {
 		}
 	}
 	b.StopTimer()
-	inuseMB, liveMB := peak()
+	pk := peak()
+	inuseMB, liveMB := float64(pk.Inuse)/(1<<20), float64(pk.Live)/(1<<20)
 	if p.Adds != int64(n/200) || p.Removes != int64(n/200) || p.Updates != int64(n/1000) {
 		b.Fatalf("unexpected plan: %+v", p)
 	}
@@ -252,45 +252,6 @@ func (s *snapSource) Next() bool {
 }
 func (s *snapSource) Values() ([]any, error) { return s.cur, nil }
 func (s *snapSource) Err() error             { return s.rows.Err() }
-
-// sampleHeap samples the heap until the returned func is called, which
-// returns the peaks, in MB, of the heap in use (live data plus garbage not
-// yet collected) and of the live heap (as marked by the last GC).
-func sampleHeap() func() (inuse, live float64) {
-	var mu stdsync.Mutex
-	var peakInuse, peakLive uint64
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		var ms runtime.MemStats
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		for {
-			runtime.ReadMemStats(&ms)
-			metrics.Read(sample)
-			mu.Lock()
-			peakInuse = max(peakInuse, ms.HeapInuse)
-			if sample[0].Value.Kind() == metrics.KindUint64 {
-				peakLive = max(peakLive, sample[0].Value.Uint64())
-			}
-			mu.Unlock()
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() (float64, float64) {
-		close(done)
-		<-finished
-		mu.Lock()
-		defer mu.Unlock()
-		return float64(peakInuse) / (1 << 20), float64(peakLive) / (1 << 20)
-	}
-}
 
 // noMarketo fails every call: a plan must make none.
 type noMarketo struct{}
