@@ -514,19 +514,26 @@ type pending struct {
 	hash   fieldsHash
 }
 
-// readChunk reads up to n records.
-func readChunk(rr *recordReader, n int) ([]record, error) {
-	var out []record
-	for len(out) < n {
-		var rec record
+// readChunk reads up to n records, handing each to fn, and returns how many
+// it read: 0 at the end of the file. The record is reused; its key and
+// values are fresh for each (fn may keep them).
+func readChunk(rr *recordReader, n int, fn func(*record)) (int, error) {
+	var rec record
+	for i := range n {
 		if err := rr.read(&rec); errors.Is(err, io.EOF) {
-			break
+			return i, nil
 		} else if err != nil {
-			return nil, err
+			return i, err
 		}
-		out = append(out, rec)
+		fn(&rec)
 	}
-	return out, nil
+	return n, nil
+}
+
+// chunkCap is the capacity to give a chunk's slices and map when left rows
+// of the diff remain to be read: a chunk, or fewer.
+func (r *runner) chunkCap(left int64) int {
+	return int(min(int64(r.e.cfg.ChunkSize), max(left, 0)))
 }
 
 // pushUpserts sends adds and field updates in chunks, committing what
@@ -543,40 +550,29 @@ func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path stri
 	}
 	defer rr.close()
 	r.mu.Lock()
-	addsLeft, updatesLeft := r.run.AddsPlanned, r.run.UpdatesPlanned
+	left, addsLeft := r.run.AddsPlanned+r.run.UpdatesPlanned, r.run.AddsPlanned
 	r.mu.Unlock()
 	// One PendingHash for every mark: the store only reads it.
 	pendingHash := []byte(state.PendingHash)
-	var rec record
 	for {
-		// Capacities for the chunk; the counts are hints (a count too small
-		// only makes the slices and the map grow).
-		chunk := int64(r.e.cfg.ChunkSize)
-		size, adds := min(chunk, max(addsLeft, 0)+max(updatesLeft, 0)), min(chunk, max(addsLeft, 0))
-		inFlight := make(map[string]pending, size)
-		leads := make([]marketo.Lead, 0, size)
-		doubt := make([]state.Member, 0, adds)
-		for len(leads) < r.e.cfg.ChunkSize {
-			if err := rr.read(&rec); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return err
-			}
+		inFlight := make(map[string]pending, r.chunkCap(left))
+		leads := make([]marketo.Lead, 0, r.chunkCap(left))
+		doubt := make([]state.Member, 0, r.chunkCap(addsLeft))
+		n, err := readChunk(rr, r.e.cfg.ChunkSize, func(rec *record) {
 			inFlight[rec.key] = pending{kind: rec.kind, leadID: rec.leadID, hash: rec.hash}
 			if rec.kind == kindAdd {
 				doubt = append(doubt, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: pendingHash})
 			}
 			leads = append(leads, marketo.Lead{Key: rec.key, Values: rec.values})
+		})
+		if err != nil || n == 0 {
+			return err
 		}
-		if len(leads) == 0 {
-			return nil
-		}
-		addsLeft -= int64(len(doubt))
-		updatesLeft -= int64(len(leads) - len(doubt))
+		left, addsLeft = left-int64(n), addsLeft-int64(len(doubt))
 		if err := r.markPending(ctx, doubt); err != nil {
 			return err
 		}
-		r.sent(&r.upsertsSent, len(leads))
+		r.sent(&r.upsertsSent, n)
 		err = r.e.mkto.AddToList(ctx, marketo.AddParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			FieldNames: fieldNames, Leads: leads}, r.commitFunc(state.OpAdd, inFlight))
 		if err != nil {
@@ -592,26 +588,27 @@ func (r *runner) pushRemoves(ctx context.Context, path string) error {
 		return fmt.Errorf("reading the diff: %w", err)
 	}
 	defer rr.close()
+	r.mu.Lock()
+	left := r.run.RemovesPlanned
+	r.mu.Unlock()
+	pendingHash := []byte(state.PendingHash) // as in pushUpserts
 	for {
-		chunk, err := readChunk(rr, r.e.cfg.ChunkSize)
-		if err != nil {
+		inFlight := make(map[string]pending, r.chunkCap(left))
+		members := make([]marketo.Member, 0, r.chunkCap(left))
+		doubt := make([]state.Member, 0, r.chunkCap(left))
+		n, err := readChunk(rr, r.e.cfg.ChunkSize, func(rec *record) {
+			inFlight[rec.key] = pending{kind: kindRemove, leadID: rec.leadID}
+			members = append(members, marketo.Member{Key: rec.key, LeadID: rec.leadID})
+			doubt = append(doubt, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: pendingHash})
+		})
+		if err != nil || n == 0 {
 			return err
 		}
-		if len(chunk) == 0 {
-			return nil
-		}
-		inFlight := make(map[string]pending, len(chunk))
-		members := make([]marketo.Member, len(chunk))
-		doubt := make([]state.Member, len(chunk))
-		for i, rec := range chunk {
-			inFlight[rec.key] = pending{kind: kindRemove, leadID: rec.leadID}
-			members[i] = marketo.Member{Key: rec.key, LeadID: rec.leadID}
-			doubt[i] = state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: []byte(state.PendingHash)}
-		}
+		left -= int64(n)
 		if err := r.markPending(ctx, doubt); err != nil {
 			return err
 		}
-		r.sent(&r.removesSent, len(members))
+		r.sent(&r.removesSent, n)
 		err = r.e.mkto.RemoveFromList(ctx, marketo.RemoveParams{ListID: r.list.ID, LookupField: r.spec.LookupField,
 			Members: members}, r.commitFunc(state.OpRemove, inFlight))
 		if err != nil {
