@@ -355,6 +355,9 @@ func (e *Engine) diffStaged(ctx context.Context, spec Spec, dir string, st *stag
 	if err != nil {
 		return diffStats{}, err
 	}
+	if m, ok := it.(*entryMerge); ok {
+		it = readAhead(m) // merge the spilled runs beside the join
+	}
 	defer it.close()
 	name := spec.Name
 	// The rejects are staged first, so that the diff holds one store

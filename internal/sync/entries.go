@@ -253,17 +253,18 @@ func (s *entrySorter) spill() error {
 	if err != nil {
 		return fmt.Errorf("spilling sorted rows: %w", err)
 	}
-	w := bufio.NewWriterSize(f, 256<<10)
-	var b [entrySize]byte
-	for i := range s.buf {
-		putEntry(b[:], &s.buf[i])
-		if _, err := w.Write(b[:]); err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-			return fmt.Errorf("spilling sorted rows: %w", err)
+	// The entries are encoded a block at a time and each block written in
+	// one call, not 40 bytes a call through a buffered writer.
+	blk := make([]byte, 0, runBlockEntries*entrySize)
+	for es := s.buf; len(es) > 0 && err == nil; {
+		n := min(len(es), runBlockEntries)
+		blk = blk[:n*entrySize]
+		for i := range es[:n] {
+			putEntry(blk[i*entrySize:], &es[i])
 		}
+		_, err = f.Write(blk)
+		es = es[n:]
 	}
-	err = w.Flush()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -275,6 +276,10 @@ func (s *entrySorter) spill() error {
 	s.buf = s.buf[:0]
 	return nil
 }
+
+// runBlockEntries is the number of entries a run file is written and read
+// in at a time (a 160 KB block).
+const runBlockEntries = 4096
 
 func putEntry(b []byte, e *entry) {
 	binary.LittleEndian.PutUint64(b[0:], e.hi)
@@ -302,31 +307,38 @@ func (s *entrySorter) finish() (entryIter, error) {
 	// The last buffer is merged from memory, not spilled.
 	s.sortBuf()
 	s.tmp = nil
-	m := &entryMerge{h: runHeap[*entryCursor]{less: func(a, b *entryCursor) bool { return cmpEntry(a.cur, b.cur) < 0 }}}
+	m := &entryMerge{}
 	for i := range len(s.runs) + 1 {
-		c := &entryCursor{run: i}
+		r := &entryRun{}
 		if i < len(s.runs) {
 			f, err := os.Open(s.runs[i])
 			if err != nil {
 				_ = m.close()
 				return nil, fmt.Errorf("merging sorted rows: %w", err)
 			}
-			c.r, c.f = bufio.NewReaderSize(f, 64<<10), f
+			r.f = f
+			r.blk = make([]byte, runBlockEntries*entrySize)
+			r.dec = make([]entry, runBlockEntries)
 		} else {
-			c.mem = s.buf
+			r.es = s.buf
 			s.buf = nil
 		}
-		m.cursors = append(m.cursors, c)
-		ok, err := c.advance()
-		if err != nil {
-			_ = m.close()
-			return nil, err
+		m.runs = append(m.runs, r)
+		if len(r.es) == 0 {
+			ok, err := r.fill()
+			if err != nil {
+				_ = m.close()
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
 		}
-		if ok {
-			m.h.cs = append(m.h.cs, c)
-		}
+		m.h = append(m.h, r)
 	}
-	m.h.init()
+	for i := len(m.h)/2 - 1; i >= 0; i-- {
+		m.down(i)
+	}
 	return m, nil
 }
 
@@ -360,69 +372,250 @@ func (it *entrySlice) next() (entry, bool, error) {
 
 func (it *entrySlice) close() error { it.es = nil; return nil }
 
-// entryCursor reads a run: a file, or the sorted entries left in memory
-// (mem, when f is nil).
-type entryCursor struct {
-	r   *bufio.Reader
+// entryRun is one sorted run of a merge: a run file, read and decoded a
+// block at a time, or the sorted entries left in memory (f nil).
+type entryRun struct {
 	f   *os.File
-	mem []entry
-	run int
-	cur entry
-	b   [entrySize]byte
+	blk []byte  // a block of the file
+	dec []entry // the decoded block's backing array
+	es  []entry // the entries not yet merged
 }
 
-func (c *entryCursor) advance() (bool, error) {
-	if c.f == nil {
-		if len(c.mem) == 0 {
-			return false, nil
-		}
-		c.cur, c.mem = c.mem[0], c.mem[1:]
-		return true, nil
+// fill decodes the run's next block, false at the end of the run.
+func (r *entryRun) fill() (bool, error) {
+	if r.f == nil {
+		return false, nil
 	}
-	_, err := io.ReadFull(c.r, c.b[:])
+	n, err := io.ReadFull(r.f, r.blk)
 	switch {
 	case errors.Is(err, io.EOF):
 		return false, nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return false, fmt.Errorf("reading temporary file %s: truncated entry", c.f.Name())
+		if n%entrySize != 0 {
+			return false, fmt.Errorf("reading temporary file %s: truncated entry", r.f.Name())
+		}
 	case err != nil:
-		return false, fmt.Errorf("reading temporary file %s: %w", c.f.Name(), err)
+		return false, fmt.Errorf("reading temporary file %s: %w", r.f.Name(), err)
 	}
-	getEntry(c.b[:], &c.cur)
-	return true, nil
+	es := r.dec[:n/entrySize]
+	for i := range es {
+		getEntry(r.blk[i*entrySize:], &es[i])
+	}
+	r.es = es
+	return len(es) > 0, nil
 }
 
-// entryMerge is the k-way merge of sorted entry runs.
+// entryMerge is the k-way merge of sorted entry runs. Its heap holds the
+// runs with entries left, the run whose next entry comes first on top; the
+// heap is written out with the comparison inline, as the merge of a large
+// plan moves millions of entries through it.
 type entryMerge struct {
-	h       runHeap[*entryCursor]
-	cursors []*entryCursor
+	runs []*entryRun
+	h    []*entryRun
+}
+
+// runBefore orders runs by their next entries.
+func runBefore(a, b *entryRun) bool {
+	x, y := &a.es[0], &b.es[0]
+	if x.hi != y.hi {
+		return x.hi < y.hi
+	}
+	if x.lo != y.lo {
+		return x.lo < y.lo
+	}
+	return x.off < y.off
+}
+
+func (m *entryMerge) down(i int) {
+	h := m.h
+	for {
+		j := 2*i + 1
+		if j >= len(h) {
+			return
+		}
+		if r := j + 1; r < len(h) && runBefore(h[r], h[j]) {
+			j = r
+		}
+		if !runBefore(h[j], h[i]) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 func (m *entryMerge) next() (entry, bool, error) {
-	if len(m.h.cs) == 0 {
-		return entry{}, false, nil
+	var one [1]entry
+	n, err := m.read(one[:])
+	return one[0], n == 1, err
+}
+
+// read fills dst with the next entries in order and returns how many it
+// gave: fewer than len(dst) only at the end of the merge or with an error.
+func (m *entryMerge) read(dst []entry) (int, error) {
+	n := 0
+	for n < len(dst) && len(m.h) > 0 {
+		top := m.h[0]
+		if len(m.h) == 1 {
+			// The last run left: copy its entries as they are.
+			k := copy(dst[n:], top.es)
+			n += k
+			top.es = top.es[k:]
+		} else {
+			dst[n] = top.es[0]
+			n++
+			top.es = top.es[1:]
+		}
+		if len(top.es) == 0 {
+			ok, err := top.fill()
+			if err != nil {
+				return n, err
+			}
+			if !ok {
+				last := len(m.h) - 1
+				m.h[0] = m.h[last]
+				m.h[last] = nil
+				m.h = m.h[:last]
+			}
+		}
+		m.down(0)
 	}
-	c := m.h.cs[0]
-	e := c.cur
-	ok, err := c.advance()
-	if err != nil {
-		return entry{}, false, err
-	}
-	if ok {
-		m.h.fixTop()
-	} else {
-		m.h.popTop()
-	}
-	return e, true, nil
+	return n, nil
 }
 
 func (m *entryMerge) close() error {
 	var errs []error
-	for _, c := range m.cursors {
-		if c.f != nil {
-			errs = append(errs, c.f.Close())
+	for _, r := range m.runs {
+		if r.f != nil {
+			errs = append(errs, r.f.Close())
 		}
 	}
-	m.cursors, m.h.cs = nil, nil
+	m.runs, m.h = nil, nil
 	return errors.Join(errs...)
+}
+
+// entryReader is an entryIter that also gives its entries a batch at a
+// time.
+type entryReader interface {
+	entryIter
+	// read fills dst with the next entries and returns how many it gave:
+	// fewer than len(dst) only at the end or with an error.
+	read(dst []entry) (int, error)
+}
+
+// aheadBatchEntries is the number of entries in a batch of an aheadIter.
+const aheadBatchEntries = 4096
+
+// entryBatch is a batch of entries an aheadIter's goroutine hands over, and
+// the error that ended it, if any.
+type entryBatch struct {
+	es  []entry
+	err error
+}
+
+// aheadIter runs an entryIter on a goroutine of its own, a few batches ahead
+// of its reader. The k-way merge of spilled runs (reading run files, the
+// heap) then runs beside the diff's join with the ledger instead of taking
+// turns with it: after the model is read the warehouse is done, and the
+// second core would otherwise idle through the merge.
+type aheadIter struct {
+	src  entryIter
+	out  chan entryBatch
+	free chan []entry
+	stop chan struct{}
+	done chan struct{}
+	cur  []entry
+	i    int
+	end  bool
+	err  error
+}
+
+// readAhead starts reading src ahead. The aheadIter owns src: its close
+// closes src.
+func readAhead(src entryIter) *aheadIter {
+	const buffers = 3 // one read, one filled, one filling
+	a := &aheadIter{
+		src:  src,
+		out:  make(chan entryBatch, buffers-1),
+		free: make(chan []entry, buffers),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	for range buffers {
+		a.free <- make([]entry, 0, aheadBatchEntries)
+	}
+	go a.run()
+	return a
+}
+
+func (a *aheadIter) run() {
+	defer close(a.done)
+	defer close(a.out)
+	for {
+		var es []entry
+		select {
+		case es = <-a.free:
+		case <-a.stop:
+			return
+		}
+		var err error
+		if r, ok := a.src.(entryReader); ok {
+			var n int
+			n, err = r.read(es[:cap(es)])
+			es = es[:n]
+		} else {
+			for len(es) < cap(es) {
+				e, ok, nerr := a.src.next()
+				if nerr != nil || !ok {
+					err = nerr
+					break
+				}
+				es = append(es, e)
+			}
+		}
+		last := err != nil || len(es) < cap(es)
+		select {
+		case a.out <- entryBatch{es: es, err: err}:
+		case <-a.stop:
+			return
+		}
+		if last {
+			return
+		}
+	}
+}
+
+func (a *aheadIter) next() (entry, bool, error) {
+	for a.i >= len(a.cur) {
+		if a.end {
+			return entry{}, false, a.err
+		}
+		if a.cur != nil {
+			a.free <- a.cur[:0] // never blocks: free holds every buffer
+			a.cur = nil
+		}
+		b, ok := <-a.out
+		if !ok {
+			a.end = true
+			continue
+		}
+		if b.err != nil {
+			a.end, a.err = true, b.err
+			return entry{}, false, b.err
+		}
+		a.cur, a.i = b.es, 0
+	}
+	a.i++
+	return a.cur[a.i-1], true, nil
+}
+
+// close stops the goroutine and closes the source.
+func (a *aheadIter) close() error {
+	if a.stop == nil {
+		return nil
+	}
+	close(a.stop)
+	<-a.done
+	a.stop, a.cur = nil, nil
+	return a.src.close()
 }

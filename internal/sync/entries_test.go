@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -28,17 +29,68 @@ func TestEntrySorterSpillsAndMergesInOrder(t *testing.T) {
 	}
 	want := slices.Clone(in)
 	slices.SortStableFunc(want, func(a, b entry) int { return cmpFP(a.hi, a.lo, b.hi, b.lo) })
-	for _, memory := range []int{1 << 20, 64 * entrySize, 100 * entrySize} {
-		t.Run(strconv.Itoa(memory), func(t *testing.T) {
+	// Budgets: all in memory; runs of 32 and 50 entries (many runs, each
+	// within a block); a run longer than a block (runBlockEntries).
+	for _, memory := range []int{1 << 20, 64 * entrySize, 100 * entrySize, 2 * entrySize * (runBlockEntries + 100)} {
+		for _, ahead := range []bool{false, true} {
+			t.Run(strconv.Itoa(memory)+"/ahead="+strconv.FormatBool(ahead), func(t *testing.T) {
+				t.Parallel()
+				s := newEntrySorter(t.TempDir(), memory)
+				defer s.cleanup()
+				for _, e := range in {
+					require.NoError(t, s.add(e))
+				}
+				it, err := s.finish()
+				require.NoError(t, err)
+				if ahead {
+					it = readAhead(it)
+				}
+				defer it.close()
+				var got []entry
+				for {
+					e, ok, err := it.next()
+					require.NoError(t, err)
+					if !ok {
+						break
+					}
+					got = append(got, e)
+				}
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
+
+// failingIter yields n entries and then fails.
+type failingIter struct {
+	n, i   int
+	closed bool
+}
+
+func (f *failingIter) next() (entry, bool, error) {
+	if f.i == f.n {
+		return entry{}, false, errors.New("disk on fire")
+	}
+	f.i++
+	return entry{off: int64(f.i)}, true, nil
+}
+
+func (f *failingIter) close() error { f.closed = true; return nil }
+
+// TestReadAhead checks that an aheadIter yields its source's entries in
+// order across batch boundaries, passes on the source's error after the
+// entries before it, and stops its goroutine when closed early (goleak, in
+// TestMain, fails the package on a leaked one).
+func TestReadAhead(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, aheadBatchEntries - 1, aheadBatchEntries, aheadBatchEntries + 1, 3*aheadBatchEntries + 5} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			t.Parallel()
-			s := newEntrySorter(t.TempDir(), memory)
-			defer s.cleanup()
-			for _, e := range in {
-				require.NoError(t, s.add(e))
+			src := make([]entry, n)
+			for i := range src {
+				src[i] = entry{hi: uint64(i), off: int64(i)}
 			}
-			it, err := s.finish()
-			require.NoError(t, err)
-			defer it.close()
+			it := readAhead(&entrySlice{es: slices.Clone(src)})
 			var got []entry
 			for {
 				e, ok, err := it.next()
@@ -48,9 +100,47 @@ func TestEntrySorterSpillsAndMergesInOrder(t *testing.T) {
 				}
 				got = append(got, e)
 			}
-			require.Equal(t, want, got)
+			require.Equal(t, len(src), len(got))
+			if n > 0 {
+				require.Equal(t, src, got)
+			}
+			_, ok, err := it.next()
+			require.False(t, ok, "the end stays the end")
+			require.NoError(t, err)
+			require.NoError(t, it.close())
+			require.NoError(t, it.close(), "close is idempotent")
 		})
 	}
+	t.Run("error", func(t *testing.T) {
+		t.Parallel()
+		src := &failingIter{n: aheadBatchEntries + 10}
+		it := readAhead(src)
+		var err error
+		read := 0
+		for {
+			var ok bool
+			if _, ok, err = it.next(); !ok || err != nil {
+				break
+			}
+			read++
+		}
+		require.EqualError(t, err, "disk on fire")
+		require.GreaterOrEqual(t, read, aheadBatchEntries, "the entries of whole batches before the error come first")
+		_, _, again := it.next()
+		require.EqualError(t, again, "disk on fire", "the error stays")
+		require.NoError(t, it.close())
+		require.True(t, src.closed)
+	})
+	t.Run("closed early", func(t *testing.T) {
+		t.Parallel()
+		src := &failingIter{n: 1 << 30}
+		it := readAhead(src)
+		_, ok, err := it.next()
+		require.True(t, ok)
+		require.NoError(t, err)
+		require.NoError(t, it.close())
+		require.True(t, src.closed)
+	})
 }
 
 func TestEntrySorterDetectsTruncatedRun(t *testing.T) {
@@ -128,7 +218,6 @@ func TestAppendSampleKeepsTheSmallestInOrder(t *testing.T) {
 // larger than insertion sort suits).
 func TestSortEntries(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(5, 6))
 	for _, tc := range []struct {
 		name     string
 		n, keys  int
@@ -141,6 +230,7 @@ func TestSortEntries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			rng := rand.New(rand.NewPCG(5, uint64(tc.n))) // one a subtest: they run in parallel
 			es := make([]entry, tc.n)
 			for i := range es {
 				k := rng.IntN(tc.keys)
