@@ -80,11 +80,12 @@ func (s *stagedRows) cleanup() {
 // rowBatch is a batch of model rows handed from the reading goroutine to
 // the staging one. The reader normalises each row's key and fingerprints it
 // (head); the mapped fields go as cells. Text (warehouse.TextRows) is copied
-// into buf, every other value kept as the warehouse gave it.
+// into buf, every other value kept in vals as the warehouse gave it.
 type rowBatch struct {
 	buf   []byte
 	heads []rowHead
 	cells []cell // len(heads) × the number of mapped fields
+	vals  []any  // the values that are not text
 }
 
 // rowHead is a row's key: its bytes in rowBatch.buf and fingerprint, or why
@@ -96,11 +97,11 @@ type rowHead struct {
 	sample     string // the invalid value, quoted ("" for NULL)
 }
 
-// cell is one field value of a rowBatch.
+// cell is one field value of a rowBatch: text at [start, end) of its buf,
+// or, when end is -1, the value vals[start] (nil for NULL). It holds no
+// pointer, so that the reader fills cells without write barriers.
 type cell struct {
-	v          any // when !text; nil is NULL
-	start, end int // the text's bytes in rowBatch.buf
-	text       bool
+	start, end int
 }
 
 // str returns the bytes at [start, end) of the batch's buffer as a string
@@ -130,34 +131,37 @@ func stageModel(ctx context.Context, rows warehouse.Rows, p columnPlan, rule key
 // readKey normalises the key of the current row into b.
 func readKey(b *rowBatch, rows warehouse.Rows, tr warehouse.TextRows, col int, rule keyRule) {
 	var h rowHead
-	var key string
-	var v any
+	var t []byte
 	text := false
-	switch {
-	case tr == nil:
-		v = rows.Values()[col]
-	default:
-		var t []byte
-		if t, text = tr.Text(col); text {
-			// The string shares the warehouse's buffer, valid until the
-			// next row: the key is copied below, the sample by Quote.
-			raw := unsafe.String(unsafe.SliceData(t), len(t))
-			if key, h.why = rule.normalizeText(raw); h.why != "" {
-				h.sample = sampleText(raw)
-			}
+	if tr != nil {
+		t, text = tr.Text(col)
+	}
+	start := len(b.buf)
+	if text {
+		// The string shares the warehouse's buffer, valid until the next
+		// row: appendKey copies the key, Quote the sample.
+		raw := unsafe.String(unsafe.SliceData(t), len(t))
+		if b.buf, h.why = rule.appendKey(b.buf, raw); h.why != "" {
+			h.sample = sampleText(raw)
+		}
+	} else {
+		var v any
+		if tr == nil {
+			v = rows.Values()[col]
 		} else {
 			v = tr.Value(col)
 		}
-	}
-	if !text {
-		if key, h.why = rule.normalize(v); h.why != "" && v != nil {
-			h.sample = sampleText(renderValue(v))
+		var key string
+		if key, h.why = rule.normalize(v); h.why != "" {
+			if v != nil {
+				h.sample = sampleText(renderValue(v))
+			}
+		} else {
+			b.buf = append(b.buf, key...)
 		}
 	}
 	if h.why == "" {
-		h.start = len(b.buf)
-		b.buf = append(b.buf, key...)
-		h.end = len(b.buf)
+		h.start, h.end = start, len(b.buf)
 		h.fp = state.FingerprintBytes(b.buf[h.start:h.end])
 	}
 	b.heads = append(b.heads, h)
@@ -197,7 +201,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				case <-done:
 					return
 				}
-				b.buf, b.heads, b.cells = b.buf[:0], b.heads[:0], b.cells[:0]
+				b.buf, b.heads, b.cells, b.vals = b.buf[:0], b.heads[:0], b.cells[:0], b.vals[:0]
 			}
 			if tr == nil {
 				if vals := rows.Values(); len(vals) != width {
@@ -209,14 +213,16 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 			for _, c := range p.fieldCols {
 				switch {
 				case tr == nil:
-					b.cells = append(b.cells, cell{v: rows.Values()[c]})
+					b.cells = append(b.cells, cell{start: len(b.vals), end: -1})
+					b.vals = append(b.vals, rows.Values()[c])
 				case tr.IsText(c):
 					t, _ := tr.Text(c) // nil for NULL, which renders as ""
 					start := len(b.buf)
 					b.buf = append(b.buf, t...)
-					b.cells = append(b.cells, cell{start: start, end: len(b.buf), text: true})
+					b.cells = append(b.cells, cell{start: start, end: len(b.buf)})
 				default:
-					b.cells = append(b.cells, cell{v: tr.Value(c)})
+					b.cells = append(b.cells, cell{start: len(b.vals), end: -1})
+					b.vals = append(b.vals, tr.Value(c))
 				}
 			}
 			if len(b.heads) == stageBatchRows {
@@ -273,10 +279,10 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 			e := entry{}
 			e.hi, e.lo = entryFP(h.fp)
 			for j, c := range b.cells[i*nf : (i+1)*nf] {
-				if c.text {
+				if c.end >= 0 {
 					values[j] = sanitizeField(b.str(c.start, c.end))
 				} else {
-					values[j] = renderField(c.v)
+					values[j] = renderField(b.vals[c.start])
 				}
 				enc = appendString(enc, values[j])
 			}
@@ -292,8 +298,8 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				return st, err
 			}
 		}
-		clear(values)  // they may share the batch's buffer
-		clear(b.cells) // drop the values for the collector
+		clear(values) // they may share the batch's buffer
+		clear(b.vals) // drop the values for the collector
 		free <- b
 	}
 	wg.Wait()
@@ -541,6 +547,19 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 			return fmt.Errorf("the state store returned the ledger out of fingerprint order (%x after %016x%016x)", m.FP, lhi, llo)
 		}
 		lhi, llo, lbegun = hi, lo, true
+		// The common member: the model's next key, unchanged, with no
+		// reject of its own. group would only count it and move on.
+		if mok && mcur.hi == hi && mcur.lo == lo && (!rok || cmpFP(rcur.hi, rcur.lo, hi, lo) > 0) &&
+			!m.Pending() && (!p.hasFields || bytes.Equal(m.FieldsHash, mcur.hash[:])) {
+			steps++
+			if steps%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			st.Members++
+			return advanceModel()
+		}
 		for {
 			consumed, err := group(m, hi, lo)
 			if err != nil || consumed {

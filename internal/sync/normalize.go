@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaxKeyBytes is the longest key listsync sends: an email address is at most
@@ -75,6 +76,46 @@ func (k keyRule) normalizeText(s string) (key, reason string) {
 		}
 	}
 	return s, ""
+}
+
+// appendKey appends the key of a model value rendered as s to dst, or
+// returns why it is not one (and dst as it was). It is normalizeText that
+// writes the key where the caller keeps it: an email key that only needs
+// lower-casing (a common shape: capitals as people typed them) is lowered
+// straight into dst, without the allocation of strings.ToLower.
+func (k keyRule) appendKey(dst []byte, s string) ([]byte, string) {
+	if k.email {
+		if plainEmailKey(s) {
+			return append(dst, s...), ""
+		}
+		n := len(dst)
+		dst = appendLowerASCII(dst, s)
+		if plainEmailKey(unsafe.String(unsafe.SliceData(dst[n:]), len(dst)-n)) {
+			// s was ASCII and trimmed, so normalizeText would also
+			// have lowered it, then found it plain.
+			return dst, ""
+		}
+		dst = dst[:n]
+	}
+	key, why := k.normalizeText(s)
+	if why != "" {
+		return dst, why
+	}
+	return append(dst, key...), ""
+}
+
+// appendLowerASCII appends s to dst with A-Z lowered, other bytes as they
+// are.
+func appendLowerASCII(dst []byte, s string) []byte {
+	dst = slices.Grow(dst, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // plainKey reports whether s is already trimmed and lower-cased ASCII, as

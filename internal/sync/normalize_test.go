@@ -135,7 +135,7 @@ func TestPlanColumns(t *testing.T) {
 }
 
 func FuzzNormalizeEmail(f *testing.F) {
-	for _, s := range []string{"a@x.com", " A@X.COM ", "a@b", "zoë@exämple.de", "", "a\xff@x.com", "a@@x.com"} {
+	for _, s := range []string{"a@x.com", " A@X.COM ", "A@X.COM", "Ada.Lovelace@Example.COM", "a@b", "zoë@exämple.de", "ZOË@x.com", "", "a\xff@x.com", "a@@x.com"} {
 		f.Add(s)
 	}
 	rule := newKeyRule("email")
@@ -151,6 +151,11 @@ func FuzzNormalizeEmail(f *testing.F) {
 			}
 		}
 		got, why := rule.normalize(s)
+		// appendKey, the reader's path, agrees with normalize.
+		appended, awhy := rule.appendKey([]byte("prefix"), s)
+		if awhy != why || string(appended) != "prefix"+got {
+			t.Fatalf("appendKey(%q) = %q, %q; normalize gives %q, %q", s, appended, awhy, got, why)
+		}
 		if why != "" {
 			if got != "" {
 				t.Fatalf("invalid %q returned key %q", s, got)
@@ -184,6 +189,9 @@ func FuzzNormalizeKey(f *testing.F) {
 	rule := newKeyRule("externalId")
 	f.Fuzz(func(t *testing.T, s string) {
 		got, why := rule.normalize(s)
+		if appended, awhy := rule.appendKey(nil, s); awhy != why || string(appended) != got {
+			t.Fatalf("appendKey(%q) = %q, %q; normalize gives %q, %q", s, appended, awhy, got, why)
+		}
 		if why != "" {
 			if got != "" {
 				t.Fatalf("invalid %q returned key %q", s, got)
