@@ -10,8 +10,10 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"io"
 	"net"
 	"strconv"
@@ -40,6 +42,8 @@ const (
 )
 
 const (
+	// readBufferSize is the size of a connection's read buffer.
+	readBufferSize = 64 << 10
 	// timeoutGrace is how much longer than QueryParams.Timeout the client
 	// waits before cancelling, so that the server's statement_timeout,
 	// with its clearer message, normally fires first.
@@ -100,6 +104,9 @@ func New(ctx context.Context, cfg Config) (*Warehouse, error) {
 		pc.ConnConfig.RuntimeParams["application_name"] = "listsync"
 	}
 	pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+	pc.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBufferSize), w)
+	}
 	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelDeadline}
 	}
