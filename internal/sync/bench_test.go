@@ -111,7 +111,7 @@ func benchPlan(b *testing.B, n int, storeKind string) {
 		for i := range n {
 			h := hashFields(names, []string{fmt.Sprintf("N%d", i)})
 			page = append(page, state.Member{Key: fmt.Sprintf("user%08d@example.com", i), LeadID: int64(i + 1)})
-			page[len(page)-1].FieldsHash = h[:]
+			page[len(page)-1].FieldsHash = h.stored()
 			if len(page) == cap(page) {
 				if err := put(page); err != nil {
 					return err
@@ -130,7 +130,7 @@ func benchPlan(b *testing.B, n int, storeKind string) {
 		bt := state.Batch{At: time.Now()}
 		for j := i; j < min(i+50000, n); j++ {
 			h := hashFields(names, []string{fmt.Sprintf("N%d", j)})
-			bt.Confirmed = append(bt.Confirmed, state.Member{Key: fmt.Sprintf("user%08d@example.com", j), LeadID: int64(j + 1), FieldsHash: h[:]})
+			bt.Confirmed = append(bt.Confirmed, state.Member{Key: fmt.Sprintf("user%08d@example.com", j), LeadID: int64(j + 1), FieldsHash: h.stored()})
 		}
 		if err := store.ApplyBatch(ctx, "bench", bt); err != nil {
 			b.Fatal(err)
@@ -245,7 +245,7 @@ func (s *snapSource) Next() bool {
 			vals[i] = renderField(v[c])
 		}
 		h := hashFields(s.p.fieldNames, vals)
-		s.cur = []any{key, h[:]}
+		s.cur = []any{key, h.stored()}
 		return true
 	}
 	return false

@@ -324,8 +324,10 @@ func appendString(b []byte, s string) []byte {
 type diffParams struct {
 	mirror    bool
 	hasFields bool
-	// fields is the number of mapped fields of a staged row.
-	fields int
+	// fields is the number of mapped fields of a staged row, fieldNames
+	// their names (to check a legacy hash, see fieldsHashV2).
+	fields     int
+	fieldNames []string
 	// now decides which rejected rows are due for a retry.
 	now time.Time
 }
@@ -335,6 +337,10 @@ type diffSink interface {
 	emit(r *record) error // kindAdd, kindUpdate or kindRemove
 	deferred(key string, op state.Op)
 	forget(key string) error
+	// rehash gets a member whose fields are unchanged but whose ledger hash
+	// is the legacy one (see fieldsHashV2): r holds its key, lead ID and
+	// fields hash in the current form, for a run to store.
+	rehash(r *record) error
 }
 
 // diffStats counts the diff.
@@ -347,6 +353,7 @@ type diffStats struct {
 	Removes    int64
 	Deferred   int64
 	Forgotten  int64
+	Rehashed   int64 // unchanged members whose legacy hash went to rehash
 }
 
 // digestScan scans a ledger digest in fingerprint order (a
@@ -499,11 +506,21 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 			handled = true
 			err = send(r, state.OpAdd, func() (*record, error) { return modelRecord(kindAdd, m.LeadID) }, &st.Adds)
 		case inModel && inLedger:
-			if !p.hasFields || bytes.Equal(m.FieldsHash, mcur.hash[:]) {
+			if !p.hasFields || storedIs(m.FieldsHash, mcur.hash) {
+				break
+			}
+			rec, rerr := modelRecord(kindUpdate, m.LeadID)
+			if rerr != nil {
+				return false, rerr
+			}
+			if isLegacyHash(m.FieldsHash) && bytes.Equal(m.FieldsHash, legacyFieldsHash(p.fieldNames, rec.values)) {
+				// Unchanged, with the hash of an older listsync.
+				st.Rehashed++
+				err = sink.rehash(rec)
 				break
 			}
 			handled = true
-			err = send(r, state.OpAdd, func() (*record, error) { return modelRecord(kindUpdate, m.LeadID) }, &st.Updates)
+			err = send(r, state.OpAdd, func() (*record, error) { return rec, nil }, &st.Updates)
 		case !inModel && inLedger && p.mirror:
 			handled = true
 			err = send(r, state.OpRemove, func() (*record, error) {
@@ -550,7 +567,7 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 		// The common member: the model's next key, unchanged, with no
 		// reject of its own. group would only count it and move on.
 		if mok && mcur.hi == hi && mcur.lo == lo && (!rok || cmpFP(rcur.hi, rcur.lo, hi, lo) > 0) &&
-			!m.Pending() && (!p.hasFields || bytes.Equal(m.FieldsHash, mcur.hash[:])) {
+			!m.Pending() && (!p.hasFields || storedIs(m.FieldsHash, mcur.hash)) {
 			steps++
 			if steps%4096 == 0 {
 				if err := ctx.Err(); err != nil {

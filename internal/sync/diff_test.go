@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,14 +79,16 @@ type diffCase struct {
 
 // diffGolden is a golden case's want.json.
 type diffGolden struct {
-	Model    modelStats        `json:"model"`
-	Stats    diffStats         `json:"stats"`
-	Adds     []goldenLead      `json:"adds"`
-	Updates  []goldenLead      `json:"updates"`
-	Removes  []goldenLead      `json:"removes"`
-	Deferred []string          `json:"deferred"`
-	Forget   []string          `json:"forget"`
-	Columns  map[string]string `json:"columns,omitempty"`
+	Model    modelStats   `json:"model"`
+	Stats    diffStats    `json:"stats"`
+	Adds     []goldenLead `json:"adds"`
+	Updates  []goldenLead `json:"updates"`
+	Removes  []goldenLead `json:"removes"`
+	Deferred []string     `json:"deferred"`
+	Forget   []string     `json:"forget"`
+	// Rehash lists the members whose legacy hash a run rewrites.
+	Rehash  []string          `json:"rehash,omitempty"`
+	Columns map[string]string `json:"columns,omitempty"`
 }
 
 type goldenLead struct {
@@ -122,6 +125,13 @@ func (c *collectSink) deferred(key string, op state.Op) {
 	c.g.Deferred = append(c.g.Deferred, string(op)+" "+key)
 }
 func (c *collectSink) forget(key string) error { c.g.Forget = append(c.g.Forget, key); return nil }
+func (c *collectSink) rehash(r *record) error {
+	if storedIs(r.hash.stored(), hashFields(c.names, r.values)) {
+		c.g.Rehash = append(c.g.Rehash, r.key)
+		return nil
+	}
+	return fmt.Errorf("rehash of %s carries a hash that is not its fields'", r.key)
+}
 
 // runDiffCase runs the staging and the diff of one golden case with the
 // given sort memory.
@@ -138,15 +148,17 @@ func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
 	require.NoError(t, err)
 
 	// Ledger: key,lead_id,fields where fields is name=value;… (hashed like
-	// the model's) or ? for an unknown hash.
+	// the model's; after "legacy:", with the hash of ledgers written before
+	// fieldsHashV2) or ? for an unknown hash.
 	var ledger []state.Member
 	for _, rec := range readCSV(t, filepath.Join(dir, "ledger.csv"))[1:] {
 		id, err := strconv.ParseInt(rec[1], 10, 64)
 		require.NoError(t, err)
 		m := state.Member{Key: rec[0], LeadID: id}
 		if rec[2] != "?" {
+			kvs, legacy := strings.CutPrefix(rec[2], "legacy:")
 			vals := map[string]string{}
-			for kv := range strings.SplitSeq(rec[2], ";") {
+			for kv := range strings.SplitSeq(kvs, ";") {
 				if k, v, ok := strings.Cut(kv, "="); ok {
 					vals[k] = v
 				}
@@ -155,8 +167,10 @@ func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
 			for i, n := range p.fieldNames {
 				values[i] = vals[n]
 			}
-			h := hashFields(p.fieldNames, values)
-			m.FieldsHash = h[:]
+			m.FieldsHash = hashFields(p.fieldNames, values).stored()
+			if legacy {
+				m.FieldsHash = legacyFieldsHash(p.fieldNames, values)
+			}
 		}
 		ledger = append(ledger, m)
 	}
@@ -204,7 +218,7 @@ func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
 	defer it.close()
 	sink := &collectSink{names: p.fieldNames, g: &g}
 	g.Stats, err = diff(context.Background(), diffInput{model: it, modelRows: s.arena.f, rejects: rit, rejectRows: rs.arena.f}, scan,
-		diffParams{mirror: c.Mode != "add_only", hasFields: len(c.Fields) > 0, fields: len(p.fieldNames), now: c.Now}, sink)
+		diffParams{mirror: c.Mode != "add_only", hasFields: len(c.Fields) > 0, fields: len(p.fieldNames), fieldNames: p.fieldNames, now: c.Now}, sink)
 	require.NoError(t, err)
 	// The diff comes in fingerprint order; the golden files list it in key
 	// order.
@@ -218,6 +232,7 @@ func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
 		return strings.Compare(ka, kb)
 	})
 	slices.Sort(g.Forget)
+	slices.Sort(g.Rehash)
 	return g
 }
 

@@ -10,8 +10,9 @@ import (
 // or of a plan (only counting and sampling it).
 type diffOutput struct {
 	// upserts holds adds and updates in key order; removes the removes;
-	// forgets the keys of stale rejects. All nil for a plan.
-	upserts, removes, forgets *recordWriter
+	// forgets the keys of stale rejects; rehashes the members whose legacy
+	// hash is to be rewritten (diffSink.rehash). All nil for a plan.
+	upserts, removes, forgets, rehashes *recordWriter
 
 	// The samples are the first few keys of each kind in key order (the
 	// diff comes in fingerprint order, so they are kept sorted as they
@@ -40,6 +41,13 @@ func (o *diffOutput) emit(r *record) error {
 
 func (o *diffOutput) deferred(key string, op state.Op) {
 	o.deferredSamples = appendSample(o.deferredSamples, string(op)+" "+key)
+}
+
+func (o *diffOutput) rehash(r *record) error {
+	if o.rehashes == nil {
+		return nil
+	}
+	return o.rehashes.write(&record{key: r.key, leadID: r.leadID, hash: r.hash}) // the values are not needed
 }
 
 func (o *diffOutput) forget(key string) error {

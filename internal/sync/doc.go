@@ -12,8 +12,8 @@
 //  2. Stream the model's rows; normalise and validate the keys; render the
 //     mapped fields and hash them. Reading the warehouse and staging run on
 //     two goroutines. Each valid row goes to an arena file, and a 40-byte
-//     entry (the key's fingerprint, state.Fingerprint; the fields hash; the
-//     row's offset) to an external sort by fingerprint whose memory is
+//     entry (the key's fingerprint, state.Fingerprint; the fields hash,
+//     XXH3-128, see fieldsHashV2; the row's offset) to an external sort by fingerprint whose memory is
 //     bounded (EngineConfig.SortMemory), spilling sorted runs to temporary
 //     files. The model runs first so that a broken model costs no API call.
 //  3. Bind the ledger to the list. The list the sync's binding names is used
@@ -30,7 +30,9 @@
 //     (state.Store.ScanDigest) and the rejects, all three in fingerprint
 //     order, reading back from the arena only the rows the diff sends, and
 //     writing adds, field updates and removes to temporary files. Memory
-//     stays flat whatever the size of the model.
+//     stays flat whatever the size of the model. A member whose ledger hash
+//     is the legacy SHA-256 one is checked against it and, unchanged, only
+//     gets its hash stored in the current form.
 //  5. Check the guards (an empty model, too many removes) before any change.
 //  6. Push removes, then adds and updates (an add then has the last word on
 //     a lead Marketo knows under a new key), in chunks; commit each batch's

@@ -72,6 +72,61 @@ func TestFirstAndIncrementalRuns(t *testing.T) {
 	}
 }
 
+// TestLegacyFieldsHashesAreRewrittenWithoutResending upgrades a ledger
+// written by a listsync from before fieldsHashV2 (SHA-256 fields hashes):
+// the next run sends nothing for the leads whose fields did not change,
+// still updates the one that did, and stores every member's hash in the
+// current form, so that the run after it is idle.
+func TestLegacyFieldsHashesAreRewrittenWithoutResending(t *testing.T) {
+	t.Parallel()
+	for _, pgState := range []bool{false, true} {
+		t.Run(fmt.Sprintf("postgres_state=%v", pgState), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{postgresState: pgState})
+			e.em.CreateFolder("Audiences")
+			e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+			spec := e.spec(byName)
+			spec.Fields = map[string]string{"firstName": "first_name"}
+			e.run(spec, listsync.RunOptions{})
+			listID := e.listID("Trial users")
+			names := []string{"firstName"}
+
+			// The ledger as an older listsync left it.
+			old := state.Batch{At: e.clock.Now()}
+			require.NoError(t, e.store.ScanMembers(e.ctx, spec.Name, func(m state.Member) error {
+				require.Equal(t, listsync.StoredFieldsHash(names, []string{"F" + m.Key}), m.FieldsHash)
+				old.Confirmed = append(old.Confirmed, state.Member{Key: m.Key, LeadID: m.LeadID,
+					FieldsHash: listsync.LegacyFieldsHash(names, []string{"F" + m.Key})})
+				return nil
+			}))
+			require.NoError(t, e.store.ApplyBatch(e.ctx, spec.Name, old))
+
+			rows := emails("a@x.com", "b@x.com", "c@x.com")
+			rows[1].firstName = "Bea"
+			e.setModel(rows...)
+			plan, err := e.engine.Plan(e.ctx, spec)
+			require.NoError(t, err)
+			require.Zero(t, plan.Adds+plan.Removes)
+			require.EqualValues(t, 1, plan.Updates, "only b changed")
+			run := e.run(spec, listsync.RunOptions{})
+			require.Zero(t, run.AddsPlanned+run.RemovesPlanned)
+			require.EqualValues(t, 1, run.UpdatesPlanned)
+			require.EqualValues(t, 1, run.UpdatesConfirmed)
+			require.Equal(t, "Bea", e.em.LeadsByEmail("b@x.com")[0].Fields["firstName"])
+			e.requireConverged(spec.Name, listID, "a@x.com", "b@x.com", "c@x.com")
+			want := map[string]string{"a@x.com": "Fa@x.com", "b@x.com": "Bea", "c@x.com": "Fc@x.com"}
+			require.NoError(t, e.store.ScanMembers(e.ctx, spec.Name, func(m state.Member) error {
+				require.Equal(t, listsync.StoredFieldsHash(names, []string{want[m.Key]}), m.FieldsHash, "member %s", m.Key)
+				return nil
+			}))
+
+			run = e.run(spec, listsync.RunOptions{})
+			require.Zero(t, run.AddsPlanned+run.RemovesPlanned+run.UpdatesPlanned)
+			require.EqualValues(t, 1, run.APICalls, "the run after the upgrade is idle")
+		})
+	}
+}
+
 func TestInvalidAndDuplicateKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})

@@ -375,7 +375,8 @@ func (e *Engine) diffStaged(ctx context.Context, spec Spec, dir string, st *stag
 	defer rit.close()
 	ds, err := diff(ctx, diffInput{model: it, modelRows: st.rows.arena.f, rejects: rit, rejectRows: rej.arena.f},
 		func(fn func(*state.DigestEntry) error) error { return e.store.ScanDigest(ctx, name, fn) },
-		diffParams{mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, fields: len(st.cols.fieldNames), now: e.now()},
+		diffParams{mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, fields: len(st.cols.fieldNames),
+			fieldNames: st.cols.fieldNames, now: e.now()},
 		out)
 	if err != nil {
 		return ds, fmt.Errorf("diffing the model with the ledger: %w", err)

@@ -20,7 +20,8 @@ import (
 // full resync.
 const replacePage = 5000
 
-// forgetBatch is how many stale rejects one transaction forgets.
+// forgetBatch is how many records of a diff file (stale rejects to forget,
+// members to rehash) one transaction applies.
 const forgetBatch = 10000
 
 // Run runs the sync once: model, diff, guards, push, commit. It returns the
@@ -196,7 +197,7 @@ func (r *runner) do(ctx context.Context) error {
 
 	out := &diffOutput{}
 	defer out.abort()
-	for _, w := range []**recordWriter{&out.upserts, &out.removes, &out.forgets} {
+	for _, w := range []**recordWriter{&out.upserts, &out.removes, &out.forgets, &out.rehashes} {
 		if *w, err = createRecordFile(dir, "diff-*.bin"); err != nil {
 			return fmt.Errorf("creating diff file: %w", err)
 		}
@@ -218,7 +219,7 @@ func (r *runner) do(ctx context.Context) error {
 	}
 	r.log.Debug("diff computed", zap.Int64("members", ds.Members), zap.Int64("model_keys", ds.ModelKeys),
 		zap.Int64("adds", ds.Adds), zap.Int64("updates", ds.Updates), zap.Int64("removes", ds.Removes),
-		zap.Int64("deferred", ds.Deferred), zap.Int64("forgotten", ds.Forgotten))
+		zap.Int64("deferred", ds.Deferred), zap.Int64("forgotten", ds.Forgotten), zap.Int64("rehashed", ds.Rehashed))
 
 	if g := guard(spec, ds); g != nil && !r.opts.AllowRemovals {
 		return g
@@ -229,6 +230,9 @@ func (r *runner) do(ctx context.Context) error {
 		}
 	}
 	if err := r.forget(ctx, paths.forgets); err != nil {
+		return err
+	}
+	if err := r.rehash(ctx, paths.rehashes); err != nil {
 		return err
 	}
 	// Removes go before adds. A removal names a lead by the id the ledger
@@ -476,18 +480,36 @@ func (r *runner) resync(ctx context.Context, rule keyRule) error {
 
 // forget drops rejects the model no longer asks for.
 func (r *runner) forget(ctx context.Context, path string) error {
+	return r.applyDiffFile(ctx, path, func(b *state.Batch, rec *record) { b.Forget = append(b.Forget, rec.key) })
+}
+
+// rehash stores the current form of the fields hash of members whose
+// ledger hash was the legacy one and whose fields are unchanged (see
+// fieldsHashV2), so that later diffs compare them without reading their
+// rows back. Nothing is sent to Marketo: the lead's fields are as listsync
+// last sent them, which the legacy hash showed.
+func (r *runner) rehash(ctx context.Context, path string) error {
+	return r.applyDiffFile(ctx, path, func(b *state.Batch, rec *record) {
+		b.Confirmed = append(b.Confirmed, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: rec.hash.stored()})
+	})
+}
+
+// applyDiffFile applies the records of a diff file to the ledger, add
+// putting each into a batch, forgetBatch records a batch.
+func (r *runner) applyDiffFile(ctx context.Context, path string, add func(*state.Batch, *record)) error {
 	rr, err := openRecordFile(path)
 	if err != nil {
 		return fmt.Errorf("reading the diff: %w", err)
 	}
 	defer rr.close()
-	var keys []string
+	b := state.Batch{At: r.e.now()}
+	n := 0
 	flush := func() error {
-		if len(keys) == 0 {
+		if n == 0 {
 			return nil
 		}
-		err := r.e.store.ApplyBatch(ctx, r.spec.Name, state.Batch{At: r.e.now(), Forget: keys})
-		keys = keys[:0]
+		err := r.e.store.ApplyBatch(ctx, r.spec.Name, b)
+		b, n = state.Batch{At: r.e.now()}, 0
 		return err
 	}
 	for {
@@ -497,8 +519,8 @@ func (r *runner) forget(ctx context.Context, path string) error {
 		} else if err != nil {
 			return err
 		}
-		keys = append(keys, rec.key)
-		if len(keys) == forgetBatch {
+		add(&b, &rec)
+		if n++; n == forgetBatch {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -675,8 +697,7 @@ func (r *runner) commitFunc(op state.Op, inFlight map[string]pending) marketo.Co
 				if id == 0 {
 					id = p.leadID
 				}
-				h := p.hash
-				b.Confirmed = append(b.Confirmed, state.Member{Key: o.Key, LeadID: id, FieldsHash: h[:]})
+				b.Confirmed = append(b.Confirmed, state.Member{Key: o.Key, LeadID: id, FieldsHash: p.hash.stored()})
 				if p.kind == kindUpdate {
 					updates++
 				} else {
@@ -707,7 +728,7 @@ func (r *runner) commitFunc(op state.Op, inFlight map[string]pending) marketo.Co
 
 // diffPaths are the finished diff files.
 type diffPaths struct {
-	upserts, removes, forgets string
+	upserts, removes, forgets, rehashes string
 }
 
 func (o *diffOutput) finish() (diffPaths, error) {
@@ -722,14 +743,17 @@ func (o *diffOutput) finish() (diffPaths, error) {
 	if p.forgets, err = o.forgets.finish(); err != nil {
 		return p, err
 	}
-	o.upserts, o.removes, o.forgets = nil, nil, nil
+	if p.rehashes, err = o.rehashes.finish(); err != nil {
+		return p, err
+	}
+	o.upserts, o.removes, o.forgets, o.rehashes = nil, nil, nil, nil
 	return p, nil
 }
 
 // abort closes the files of an unfinished diff (the run's directory is
 // removed with them).
 func (o *diffOutput) abort() {
-	for _, w := range []*recordWriter{o.upserts, o.removes, o.forgets} {
+	for _, w := range []*recordWriter{o.upserts, o.removes, o.forgets, o.rehashes} {
 		if w != nil {
 			w.abort()
 		}
