@@ -250,6 +250,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 
 	var st modelStats
 	values := make([]string, nf)
+	seed := fieldsSeed(p.fieldNames)
 	var enc []byte
 	for b := range full {
 		for i := range b.heads {
@@ -276,6 +277,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				continue
 			}
 			enc = appendString(enc[:0], b.str(h.start, h.end))
+			valuesAt := len(enc)
 			e := entry{}
 			e.hi, e.lo = entryFP(h.fp)
 			for j, c := range b.cells[i*nf : (i+1)*nf] {
@@ -286,7 +288,7 @@ func stageModelProgress(ctx context.Context, rows warehouse.Rows, p columnPlan, 
 				}
 				enc = appendString(enc, values[j])
 			}
-			e.hash = hashFields(p.fieldNames, values)
+			e.hash = hashFieldValues(seed, enc[valuesAt:])
 			off, err := s.arena.addRaw(enc)
 			if err != nil {
 				stop()

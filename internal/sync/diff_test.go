@@ -267,6 +267,21 @@ func TestDiffGolden(t *testing.T) {
 	}
 }
 
+// TestFieldsHashFormatsArePinned pins both forms a ledger may hold: a
+// change to either would make every lead's fields look changed (and be
+// re-sent) after an upgrade. The legacy value is the first 16 bytes of
+// `printf '\x09firstName\x03Ada\x08lastName\x08Lovelace' | sha256sum`.
+func TestFieldsHashFormatsArePinned(t *testing.T) {
+	t.Parallel()
+	names, values := []string{"firstName", "lastName"}, []string{"Ada", "Lovelace"}
+	require.Equal(t, "024f521b1227daf379420d56c9d12dce26", hex.EncodeToString(hashFields(names, values).stored()))
+	require.Equal(t, "6adbe557db549a52cac4b170c1e3265c", hex.EncodeToString(legacyFieldsHash(names, values)))
+	require.True(t, isLegacyHash(legacyFieldsHash(names, values)))
+	require.False(t, isLegacyHash(hashFields(names, values).stored()))
+	require.False(t, storedIs(legacyFieldsHash(names, values), hashFields(names, values)))
+	require.False(t, storedIs([]byte(state.PendingHash), hashFields(names, values)))
+}
+
 func TestHashFieldsDistinguishesNamesAndValues(t *testing.T) {
 	t.Parallel()
 	a := hashFields([]string{"a", "b"}, []string{"1", "2"})

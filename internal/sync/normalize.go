@@ -437,12 +437,32 @@ func badControl(r rune) bool {
 	return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f
 }
 
-// hashFields hashes field values given in the order of names (sorted). The
-// names are part of the hash, so that mapping another field re-sends every
-// lead's fields.
+// hashFields hashes field values given in the order of names (sorted): the
+// XXH3-128 of the values, each as a uvarint length and its bytes (as the
+// arena holds them), seeded with the names' hash (fieldsSeed), so that
+// mapping another field re-sends every lead's fields.
 func hashFields(names, values []string) fieldsHash {
-	var stack [512]byte
-	return fieldsHash(xxh3.Hash128(encodeFields(stack[:0], names, values)).Bytes())
+	var enc []byte
+	for _, v := range values {
+		enc = appendString(enc, v)
+	}
+	return hashFieldValues(fieldsSeed(names), enc)
+}
+
+// fieldsSeed is the seed of the fields hash of a sync's mapped fields:
+// the XXH3-64 of the names, each as a uvarint length and its bytes.
+func fieldsSeed(names []string) uint64 {
+	var enc []byte
+	for _, n := range names {
+		enc = appendString(enc, n)
+	}
+	return xxh3.Hash(enc)
+}
+
+// hashFieldValues is hashFields of values already encoded, with the seed
+// of their names: staging hashes the encoding it writes to the arena.
+func hashFieldValues(seed uint64, enc []byte) fieldsHash {
+	return fieldsHash(xxh3.Hash128Seed(enc, seed).Bytes())
 }
 
 // legacyFieldsHash is the fields hash of ledgers written before
