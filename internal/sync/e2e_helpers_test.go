@@ -119,6 +119,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
+// newABCSync returns an env whose folder Audiences exists and whose model
+// holds a@x.com, b@x.com and c@x.com, and a sync that maps their first
+// names to the list named Trial users (created in the folder on the first
+// run).
+func newABCSync(t *testing.T, postgresState bool) (*env, listsync.Spec) {
+	t.Helper()
+	e := newEnv(t, envOptions{postgresState: postgresState})
+	e.em.CreateFolder("Audiences")
+	e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+	spec := e.spec(byName)
+	spec.Fields = map[string]string{"firstName": "first_name"}
+	return e, spec
+}
+
 // person is a row of the model's table.
 type person struct {
 	email     any // string or nil

@@ -23,11 +23,7 @@ func TestFirstAndIncrementalRuns(t *testing.T) {
 	for _, pgState := range []bool{false, true} {
 		t.Run(fmt.Sprintf("postgres_state=%v", pgState), func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOptions{postgresState: pgState})
-			e.em.CreateFolder("Audiences")
-			e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
-			spec := e.spec(byName)
-			spec.Fields = map[string]string{"firstName": "first_name"}
+			e, spec := newABCSync(t, pgState)
 
 			// First run: the list is created in the folder, empty, so no
 			// resync is needed; everyone is added with their fields.
@@ -82,11 +78,7 @@ func TestLegacyFieldsHashesAreRewrittenWithoutResending(t *testing.T) {
 	for _, pgState := range []bool{false, true} {
 		t.Run(fmt.Sprintf("postgres_state=%v", pgState), func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOptions{postgresState: pgState})
-			e.em.CreateFolder("Audiences")
-			e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
-			spec := e.spec(byName)
-			spec.Fields = map[string]string{"firstName": "first_name"}
+			e, spec := newABCSync(t, pgState)
 			e.run(spec, listsync.RunOptions{})
 			listID := e.listID("Trial users")
 			names := []string{"firstName"}

@@ -46,18 +46,23 @@ func TestEntrySorterSpillsAndMergesInOrder(t *testing.T) {
 					it = readAhead(it)
 				}
 				defer it.close()
-				var got []entry
-				for {
-					e, ok, err := it.next()
-					require.NoError(t, err)
-					if !ok {
-						break
-					}
-					got = append(got, e)
-				}
-				require.Equal(t, want, got)
+				require.Equal(t, want, readAllEntries(t, it))
 			})
 		}
+	}
+}
+
+// readAllEntries reads it to its end.
+func readAllEntries(t *testing.T, it entryIter) []entry {
+	t.Helper()
+	var got []entry
+	for {
+		e, ok, err := it.next()
+		require.NoError(t, err)
+		if !ok {
+			return got
+		}
+		got = append(got, e)
 	}
 }
 
@@ -91,15 +96,7 @@ func TestReadAhead(t *testing.T) {
 				src[i] = entry{hi: uint64(i), off: int64(i)}
 			}
 			it := readAhead(&entrySlice{es: slices.Clone(src)})
-			var got []entry
-			for {
-				e, ok, err := it.next()
-				require.NoError(t, err)
-				if !ok {
-					break
-				}
-				got = append(got, e)
-			}
+			got := readAllEntries(t, it)
 			require.Equal(t, len(src), len(got))
 			if n > 0 {
 				require.Equal(t, src, got)
