@@ -326,9 +326,9 @@ func appendString(b []byte, s string) []byte {
 type diffParams struct {
 	mirror    bool
 	hasFields bool
-	// fields is the number of mapped fields of a staged row, fieldNames
-	// their names (to check a legacy hash, see fieldsHashV2).
-	fields     int
+	// fieldNames are the mapped fields of a staged row (their values follow
+	// its key in the arena; the names check a legacy hash, see
+	// fieldsHashV2).
 	fieldNames []string
 	// now decides which rejected rows are due for a retry.
 	now time.Time
@@ -386,7 +386,7 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 	var st diffStats
 	mrows := &arenaReader{f: in.modelRows}
 	rrows := &arenaReader{f: in.rejectRows}
-	row := make([]string, 1+p.fields)
+	row := make([]string, 1+len(p.fieldNames))
 	rrow := make([]string, 3)
 
 	var mcur, rcur entry
@@ -436,7 +436,7 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 			return nil, err
 		}
 		r := &record{kind: kind, key: row[0], leadID: leadID, hash: mcur.hash}
-		if p.fields > 0 {
+		if len(p.fieldNames) > 0 {
 			r.values = append([]string(nil), row[1:]...)
 		}
 		return r, nil
@@ -464,16 +464,20 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 		return nil
 	}
 
+	// step counts a step of the join, and checks ctx every 4096 of them.
 	var steps int64
+	step := func() error {
+		if steps++; steps%4096 == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
 	// group handles the smallest fingerprint among the model's head, the
 	// rejects' head and m (nil when the ledger is exhausted), and reports
 	// whether it consumed m.
 	group := func(m *state.DigestEntry, ghi, glo uint64) (bool, error) {
-		steps++
-		if steps%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return false, err
-			}
+		if err := step(); err != nil {
+			return false, err
 		}
 		hi, lo, set := uint64(0), uint64(0), false
 		consider := func(ok bool, h, l uint64) {
@@ -570,11 +574,8 @@ func diff(ctx context.Context, in diffInput, ledger digestScan, p diffParams, si
 		// reject of its own. group would only count it and move on.
 		if mok && mcur.hi == hi && mcur.lo == lo && (!rok || cmpFP(rcur.hi, rcur.lo, hi, lo) > 0) &&
 			!m.Pending() && (!p.hasFields || storedIs(m.FieldsHash, mcur.hash)) {
-			steps++
-			if steps%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			if err := step(); err != nil {
+				return err
 			}
 			st.Members++
 			return advanceModel()

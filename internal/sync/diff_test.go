@@ -218,7 +218,7 @@ func runDiffCase(t *testing.T, dir string, sortMemory int) diffGolden {
 	defer it.close()
 	sink := &collectSink{names: p.fieldNames, g: &g}
 	g.Stats, err = diff(context.Background(), diffInput{model: it, modelRows: s.arena.f, rejects: rit, rejectRows: rs.arena.f}, scan,
-		diffParams{mirror: c.Mode != "add_only", hasFields: len(c.Fields) > 0, fields: len(p.fieldNames), fieldNames: p.fieldNames, now: c.Now}, sink)
+		diffParams{mirror: c.Mode != "add_only", hasFields: len(c.Fields) > 0, fieldNames: p.fieldNames, now: c.Now}, sink)
 	require.NoError(t, err)
 	// The diff comes in fingerprint order; the golden files list it in key
 	// order.

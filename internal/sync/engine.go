@@ -351,11 +351,12 @@ func (e *Engine) stage(ctx context.Context, spec Spec, dir string, onRows func(i
 
 // diffStaged merge-joins the staged model with the ledger's digest.
 func (e *Engine) diffStaged(ctx context.Context, spec Spec, dir string, st *staged, out diffSink) (diffStats, error) {
-	it, err := st.rows.sorter.finish()
+	sorted, err := st.rows.sorter.finish()
 	if err != nil {
 		return diffStats{}, err
 	}
-	if m, ok := it.(*entryMerge); ok {
+	var it entryIter = sorted
+	if m, ok := sorted.(*entryMerge); ok {
 		it = readAhead(m) // merge the spilled runs beside the join
 	}
 	defer it.close()
@@ -375,8 +376,8 @@ func (e *Engine) diffStaged(ctx context.Context, spec Spec, dir string, st *stag
 	defer rit.close()
 	ds, err := diff(ctx, diffInput{model: it, modelRows: st.rows.arena.f, rejects: rit, rejectRows: rej.arena.f},
 		func(fn func(*state.DigestEntry) error) error { return e.store.ScanDigest(ctx, name, fn) },
-		diffParams{mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, fields: len(st.cols.fieldNames),
-			fieldNames: st.cols.fieldNames, now: e.now()},
+		diffParams{mirror: spec.Mode == ModeMirror, hasFields: len(spec.Fields) > 0, fieldNames: st.cols.fieldNames,
+			now: e.now()},
 		out)
 	if err != nil {
 		return ds, fmt.Errorf("diffing the model with the ledger: %w", err)

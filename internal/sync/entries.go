@@ -298,7 +298,7 @@ func getEntry(b []byte, e *entry) {
 // finish returns the entries in order. Run files are merged with one open
 // file each; a run holds limit entries, so even ten million rows make a few
 // dozen runs.
-func (s *entrySorter) finish() (entryIter, error) {
+func (s *entrySorter) finish() (entryReader, error) {
 	if len(s.runs) == 0 {
 		s.sortBuf()
 		s.tmp = nil
@@ -370,6 +370,13 @@ func (it *entrySlice) next() (entry, bool, error) {
 	return it.es[it.i-1], true, nil
 }
 
+// read implements entryReader.
+func (it *entrySlice) read(dst []entry) (int, error) {
+	n := copy(dst, it.es[it.i:])
+	it.i += n
+	return n, nil
+}
+
 func (it *entrySlice) close() error { it.es = nil; return nil }
 
 // entryRun is one sorted run of a merge: a run file, read and decoded a
@@ -414,7 +421,8 @@ type entryMerge struct {
 	h    []*entryRun
 }
 
-// runBefore orders runs by their next entries.
+// runBefore orders runs by their next entries: cmpEntry's order, written
+// out so that it inlines in the heap (cmpEntry does not).
 func runBefore(a, b *entryRun) bool {
 	x, y := &a.es[0], &b.es[0]
 	if x.hi != y.hi {
@@ -519,7 +527,7 @@ type entryBatch struct {
 // turns with it: after the model is read the warehouse is done, and the
 // second core would otherwise idle through the merge.
 type aheadIter struct {
-	src  entryIter
+	src  entryReader
 	out  chan entryBatch
 	free chan []entry
 	stop chan struct{}
@@ -532,7 +540,7 @@ type aheadIter struct {
 
 // readAhead starts reading src ahead. The aheadIter owns src: its close
 // closes src.
-func readAhead(src entryIter) *aheadIter {
+func readAhead(src entryReader) *aheadIter {
 	const buffers = 3 // one read, one filled, one filling
 	a := &aheadIter{
 		src:  src,
@@ -558,21 +566,8 @@ func (a *aheadIter) run() {
 		case <-a.stop:
 			return
 		}
-		var err error
-		if r, ok := a.src.(entryReader); ok {
-			var n int
-			n, err = r.read(es[:cap(es)])
-			es = es[:n]
-		} else {
-			for len(es) < cap(es) {
-				e, ok, nerr := a.src.next()
-				if nerr != nil || !ok {
-					err = nerr
-					break
-				}
-				es = append(es, e)
-			}
-		}
+		n, err := a.src.read(es[:cap(es)])
+		es = es[:n]
 		last := err != nil || len(es) < cap(es)
 		select {
 		case a.out <- entryBatch{es: es, err: err}:

@@ -377,8 +377,9 @@ func cursorBefore(a, b *cursor) bool {
 }
 
 // runHeap is the heap of a k-way merge's cursors (container/heap), the
-// cursor whose current item comes first (by less) on top. The record
-// sorter and the entry sorter (entries.go) share it.
+// cursor whose current item comes first (by less) on top. The record sorter
+// uses it; the entry sorter's merge (entryMerge) writes its own out, with
+// the comparison inline.
 type runHeap[C any] struct {
 	cs   []C
 	less func(a, b C) bool

@@ -78,9 +78,6 @@ func (k keyRule) normalize(v any) (key, reason string) {
 // normalizeText is normalize of a value rendered as s. The key it returns
 // may be s itself.
 func (k keyRule) normalizeText(s string) (key, reason string) {
-	if k.email && plainEmailKey(s) {
-		return s, ""
-	}
 	if !plainKey(s) {
 		if !utf8.ValidString(s) {
 			return "", "not valid UTF-8"
@@ -473,8 +470,8 @@ func legacyFieldsHash(names, values []string) []byte {
 	return sum[:hashSize]
 }
 
-// encodeFields appends the length-prefixed names and values to b: what
-// the fields hash hashes.
+// encodeFields appends the length-prefixed names and values to b, each
+// name before its value: what the legacy hash hashes.
 func encodeFields(b []byte, names, values []string) []byte {
 	for i, name := range names {
 		b = binary.AppendUvarint(b, uint64(len(name)))

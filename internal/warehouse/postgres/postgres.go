@@ -13,7 +13,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"io"
 	"net"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
