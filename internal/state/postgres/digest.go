@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 
@@ -22,7 +21,7 @@ import (
 // Writers of the members (ApplyBatch from any worker) never wait for the
 // digest: they insert their keys into the delta, or bump the version of a
 // key already there, in their own transaction. The chunks change only under
-// the sync's digest lock (digestLockKey, a transaction-level advisory lock),
+// the sync's digest lock (a transaction-level advisory lock),
 // which CompactDigest takes, and so do ReplaceMembers, Reset and BindList,
 // which clear the sync's digest: a compaction never writes chunks merged
 // from a base that was cleared meanwhile.
@@ -197,7 +196,7 @@ func (s *Store) CompactDigest(ctx context.Context, syncName string) error {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockDigest(ctx, tx, syncName); err != nil {
+		if err := s.lockDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
 		var maxSeq, chunks int64
@@ -495,8 +494,8 @@ func touchDigest(ctx context.Context, tx pgx.Tx, syncName string, keys []string)
 }
 
 // lockDigest takes the sync's digest lock until tx ends.
-func lockDigest(ctx context.Context, tx pgx.Tx, syncName string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, digestLockKey(syncName)); err != nil {
+func (s *Store) lockDigest(ctx context.Context, tx pgx.Tx, syncName string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, advisoryKey("digest", s.schema, syncName)); err != nil {
 		return fmt.Errorf("locking the digest: %w", err)
 	}
 	return nil
@@ -514,12 +513,4 @@ func clearDigest(ctx context.Context, tx pgx.Tx, syncName string) error {
 		}
 	}
 	return nil
-}
-
-// digestLockKey maps a sync's name onto the advisory lock key of its
-// digest, apart from its run lock (lockKey).
-func digestLockKey(syncName string) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("listsync digest lock\x00" + syncName))
-	return int64(h.Sum64())
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/listsync/listsync/internal/state/internal/sqlstore"
 )
 
-// LockKeyForTest exposes the advisory lock key of a sync.
-func LockKeyForTest(syncName string) int64 { return lockKey(syncName) }
+// LockKeyForTest exposes the advisory lock key of a sync of s.
+func LockKeyForTest(s *Store, syncName string) int64 { return advisoryKey("sync", s.schema, syncName) }
 
 // SetBeforeFoldForTest makes CompactDigest call fn between the reading of
 // each delta page and the deletion of its folded rows.
@@ -49,4 +49,9 @@ func MigrateToForTest(ctx context.Context, conn *pgx.Conn, version int) error {
 		}
 		return nil
 	})
+}
+
+// DigestLockKeyForTest exposes the advisory lock key of a sync's digest in s.
+func DigestLockKeyForTest(s *Store, syncName string) int64 {
+	return advisoryKey("digest", s.schema, syncName)
 }

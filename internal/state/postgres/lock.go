@@ -49,7 +49,7 @@ func (s *Store) Lock(ctx context.Context, syncName string) (*state.Lease, error)
 	if err != nil {
 		return nil, fmt.Errorf("locking sync %q: connecting: %w", syncName, err)
 	}
-	key := lockKey(syncName)
+	key := advisoryKey("sync", s.schema, syncName)
 	var got bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
 		_ = conn.Close(ctx)

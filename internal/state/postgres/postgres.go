@@ -22,9 +22,6 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrationLockKey is the advisory lock key serialising schema migrations.
-const migrationLockKey = 0x6c69737473796e63 // "listsync"
-
 // tickRetention is how long claimed ticks are kept.
 const tickRetention = 7 * 24 * time.Hour
 
@@ -50,6 +47,12 @@ type Store struct {
 	pool   *pgxpool.Pool
 	cfg    Config
 	logger *zap.Logger
+
+	// schema is the schema the store's tables live in (current_schema()
+	// of its connections), which scopes its advisory locks: Postgres
+	// keeps those per database, and two listsyncs whose stores are in
+	// two schemas of one database must not lock each other's syncs.
+	schema string
 
 	mu     stdsync.Mutex
 	held   map[*heldLock]struct{}
@@ -84,6 +87,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("opening postgres state store: %w", err)
 	}
 	s := &Store{pool: pool, cfg: cfg, logger: cfg.Logger, held: map[*heldLock]struct{}{}}
+	var schema *string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("opening postgres state store: %w", err)
+	}
+	if schema == nil {
+		pool.Close()
+		return nil, errors.New("opening postgres state store: no schema of the connection's search_path exists; create one, or or name one in the DSN (search_path=SCHEMA)")
+	}
+	s.schema = *schema
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("opening postgres state store: %w", err)
@@ -97,7 +110,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockKey)); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, advisoryKey("migrations", s.schema, "")); err != nil {
 			return fmt.Errorf("locking for migrations: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS listsync_schema_version (
@@ -130,7 +143,7 @@ func (s *Store) BindList(ctx context.Context, syncName, listRef string, listID i
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The digest lock comes first, as in every transaction that takes
 		// it, so that two of them never wait for each other's rows.
-		if err := lockDigest(ctx, tx, syncName); err != nil {
+		if err := s.lockDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
 		var cur int64
@@ -404,7 +417,7 @@ func (s *Store) ApplyBatch(ctx context.Context, syncName string, b state.Batch) 
 // ReplaceMembers implements [state.Store].
 func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Time, fill func(put func([]state.Member) error) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockDigest(ctx, tx, syncName); err != nil {
+		if err := s.lockDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM listsync_members WHERE sync_name = $1`, syncName); err != nil {
@@ -463,7 +476,7 @@ func (s *Store) ReplaceMembers(ctx context.Context, syncName string, at time.Tim
 // Reset implements [state.Store].
 func (s *Store) Reset(ctx context.Context, syncName string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockDigest(ctx, tx, syncName); err != nil {
+		if err := s.lockDigest(ctx, tx, syncName); err != nil {
 			return err
 		}
 		for _, q := range []string{
@@ -628,9 +641,12 @@ func deleteMembers(ctx context.Context, tx pgx.Tx, query string, args ...any) ([
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// lockKey maps a sync's name onto an advisory lock key.
-func lockKey(syncName string) int64 {
+// advisoryKey maps one of the store's locks onto an advisory lock key: what
+// it locks ("migrations", "sync" for a sync's run, "digest" for its
+// digest), in the store's schema, of the sync named name (none for the
+// migrations).
+func advisoryKey(what, schema, name string) int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("listsync sync lock\x00" + syncName))
+	_, _ = h.Write([]byte("listsync " + what + " lock\x00" + schema + "\x00" + name))
 	return int64(h.Sum64())
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestDeadSessionReleasesLock(t *testing.T) {
 	var killed bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT bool_or(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
-		  AND ((classid::bigint << 32) | objid::bigint) = $1`, postgres.LockKeyForTest("s")).Scan(&killed))
+		  AND ((classid::bigint << 32) | objid::bigint) = $1`, postgres.LockKeyForTest(a, "s")).Scan(&killed))
 	require.True(t, killed)
 	require.Eventually(t, func() bool {
 		unlock, err := b.Lock(ctx, "s")
@@ -259,4 +260,57 @@ func TestScanDigestDetectsCorruption(t *testing.T) {
 	require.NoError(t, s.ApplyBatch(ctx, sy, b))
 	require.ErrorIs(t, scan(), sqlstore.ErrCorruptDigest, "read chunk by chunk")
 	require.ErrorIs(t, s.CompactDigest(ctx, sy), sqlstore.ErrCorruptDigest)
+}
+
+// TestLocksAreScopedToTheSchema: Postgres keeps advisory locks per
+// database, so the stores of two listsyncs in two schemas of one database
+// must each lock their own syncs of the same name, while two stores of one
+// schema still exclude each other; and their migrations and digests do not
+// wait for each other either.
+func TestLocksAreScopedToTheSchema(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsnA, dsnB := pgtest.DSN(t), pgtest.DSN(t)
+	a, a2, b := open(t, dsnA), open(t, dsnA), open(t, dsnB)
+	defer a.Close()
+	defer a2.Close()
+	defer b.Close()
+
+	leaseA, err := a.Lock(ctx, "trial_users")
+	require.NoError(t, err)
+	_, err = a2.Lock(ctx, "trial_users")
+	require.ErrorIs(t, err, state.ErrLocked, "one schema: one run of a sync at a time")
+	leaseB, err := b.Lock(ctx, "trial_users")
+	require.NoError(t, err, "another schema's sync of the same name is another sync")
+	require.NotEqual(t, postgres.LockKeyForTest(a, "trial_users"), postgres.LockKeyForTest(b, "trial_users"))
+	require.Equal(t, postgres.LockKeyForTest(a, "trial_users"), postgres.LockKeyForTest(a2, "trial_users"))
+
+	// A store whose digest lock is held in one schema does not wait in
+	// the other: a transaction holds a's digest lock while b compacts.
+	conn, err := pgx.Connect(ctx, dsnA)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, postgres.DigestLockKeyForTest(a, "trial_users"))
+	require.NoError(t, err)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = b.BindList(wctx, "trial_users", "list 1", 1)
+	require.NoError(t, err)
+	require.NoError(t, b.ApplyBatch(wctx, "trial_users", state.Batch{At: time.Now(), Confirmed: []state.Member{{Key: "a@x.com", LeadID: 1}}}))
+	require.NoError(t, b.CompactDigest(wctx, "trial_users"))
+
+	require.NoError(t, leaseA.Unlock(ctx))
+	require.NoError(t, leaseB.Unlock(ctx))
+}
+
+// TestOpenWithoutASchema: a search_path none of whose schemas exists says
+// so, instead of failing on the first table.
+func TestOpenWithoutASchema(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.WithSearchPath(t, pgtest.BaseURL(t), "lstest_missing_"+strings.ReplaceAll(t.Name(), "/", "_"))
+	_, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn})
+	require.ErrorContains(t, err, "no schema of the connection's search_path exists")
 }
