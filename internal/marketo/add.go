@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,9 @@ import (
 // the daily quota ran out) are not reported: they stay NotAttempted.
 //
 // Small sets go through the REST calls, large ones through a bulk import;
-// see [Client.chooseBulkAdd].
+// see [Client.chooseBulkAdd]. A bulk import's blank cell leaves the lead's
+// field as it is, so the leads marked [Lead.Clears] that have an empty
+// value go through the REST calls, which set it empty, before the import.
 func (c *Client) AddToList(ctx context.Context, p AddParams, commit CommitFunc) error {
 	a, err := c.prepareAdd(p, commit)
 	if err != nil {
@@ -33,10 +36,35 @@ func (c *Client) AddToList(ctx context.Context, p AddParams, commit CommitFunc) 
 	if len(a.uniq) == 0 {
 		return nil
 	}
-	if c.chooseBulkAdd(len(a.uniq)) {
-		return unwrapCommit(a.bulk(ctx))
+	clears := a.takeClears()
+	if !c.chooseBulkAdd(len(a.uniq)) {
+		a.uniq = append(a.uniq, clears...)
+		return unwrapCommit(a.rest(ctx))
 	}
-	return unwrapCommit(a.rest(ctx))
+	if len(clears) > 0 {
+		r := *a
+		r.uniq = clears
+		if err := r.rest(ctx); err != nil {
+			return unwrapCommit(err)
+		}
+	}
+	return unwrapCommit(a.bulk(ctx))
+}
+
+// takeClears removes from a.uniq, and returns, the leads marked Clears that
+// have an empty value: those an import would not clear.
+func (a *adder) takeClears() []int {
+	var clears []int
+	keep := a.uniq[:0]
+	for _, i := range a.uniq {
+		if l := &a.p.Leads[i]; l.Clears && slices.Contains(l.Values, "") {
+			clears = append(clears, i)
+			continue
+		}
+		keep = append(keep, i)
+	}
+	a.uniq = keep
+	return clears
 }
 
 // commitError carries an error of the caller's CommitFunc up through the
@@ -85,7 +113,9 @@ type adder struct {
 	uniq []int
 	dups map[int][]int
 
-	mu sync.Mutex // serialises commit
+	// mu serialises commit, also between the copies of an adder that
+	// push parts of one AddToList.
+	mu *sync.Mutex
 }
 
 func (c *Client) prepareAdd(p AddParams, commit CommitFunc) (*adder, error) {
@@ -100,7 +130,7 @@ func (c *Client) prepareAdd(p AddParams, commit CommitFunc) (*adder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("adding to list %d: %w", p.ListID, err)
 	}
-	a := &adder{c: c, p: p, lookup: lookup, header: header, commit: commit, dups: map[int][]int{},
+	a := &adder{c: c, p: p, lookup: lookup, header: header, commit: commit, dups: map[int][]int{}, mu: new(sync.Mutex),
 		uniq: make([]int, 0, len(p.Leads))}
 	first := make(map[string]int, len(p.Leads))
 	for i, l := range p.Leads {

@@ -457,3 +457,52 @@ func TestAddImportRateAcrossClients(t *testing.T) {
 		require.Equal(t, int64(1), addAll(t, b, "known"), "the first import is read once, at the end the known rate projects")
 	})
 }
+
+// TestAddBulkClearsEmptiedFields: a bulk import's blank cell leaves a field
+// as it is, so the leads marked Clears that carry an empty value go
+// through the REST calls, which set it empty; the rest of the push is still
+// one import, where a blank cell of an unmarked lead keeps the field.
+func TestAddBulkClearsEmptiedFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{client: func(c *marketo.Config) { c.BulkAddMinRows = 2 }})
+	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
+	var seed []map[string]string
+	for _, k := range []string{"cleared", "both", "changed", "kept", "new1"} {
+		seed = append(seed, map[string]string{"email": k + "@x.com", "firstName": "Old", "company": "OldCo"})
+	}
+	b.em.UpsertLeads(seed)
+	fields := []string{"firstName", "company"}
+	leads := []marketo.Lead{
+		{Key: "cleared@x.com", Values: []string{"", "NewCo"}, Clears: true},
+		{Key: "both@x.com", Values: []string{"", ""}, Clears: true},
+		{Key: "changed@x.com", Values: []string{"New", "NewCo"}, Clears: true},
+		{Key: "kept@x.com", Values: []string{"", "NewCo"}},
+		{Key: "new1@x.com", Values: []string{"Ann", "AnnCo"}},
+		{Key: "new2@x.com", Values: []string{"Bo", ""}},
+	}
+	var col collector
+	var cc marketo.CallCounter
+	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: fields, Leads: leads}, col.commit)
+	require.NoError(t, err)
+	got := col.byKey()
+	require.Len(t, got, len(leads))
+	for _, l := range leads {
+		require.Equal(t, marketo.Confirmed, got[l.Key].Status, l.Key)
+	}
+	require.Len(t, memberEmails(b.em, list), len(leads))
+	want := map[string][2]string{
+		"cleared@x.com": {"", "NewCo"}, "both@x.com": {"", ""}, "changed@x.com": {"New", "NewCo"},
+		"kept@x.com": {"Old", "NewCo"}, // not marked: the import's blank cell keeps the field
+		"new1@x.com": {"Ann", "AnnCo"}, "new2@x.com": {"Bo", ""},
+	}
+	for k, w := range want {
+		stored := b.em.LeadsByEmail(k)
+		require.Len(t, stored, 1, k)
+		require.Equal(t, w[0], stored[0].Fields["firstName"], "%s firstName", k)
+		require.Equal(t, w[1], stored[0].Fields["company"], "%s company", k)
+	}
+	ep := cc.ByEndpoint()
+	require.Equal(t, int64(1), ep["POST /rest/v1/leads.json"], "the two marked leads with an empty value: one createOrUpdate")
+	require.Equal(t, int64(1), ep["POST /rest/v1/lists/{id}/leads.json"])
+	require.Equal(t, int64(1), ep["POST /bulk/v1/leads.json"], "the other four: one import")
+}

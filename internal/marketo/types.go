@@ -40,6 +40,11 @@ type Lead struct {
 	// AddParams.FieldNames and in their order (a slice rather than a map
 	// per lead: a push holds a chunk of up to a hundred thousand leads).
 	Values []string
+	// Clears marks a lead whose empty values must clear its fields in
+	// Marketo (an update of fields set before). Such a lead with an empty
+	// value goes through the REST calls even in a push large enough for a
+	// bulk import, whose blank cells leave fields as they are.
+	Clears bool
 }
 
 // Member is one member of a list as listsync knows it.

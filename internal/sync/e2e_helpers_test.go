@@ -61,6 +61,7 @@ type envOptions struct {
 	postgresState bool
 	emulator      emulator.Config
 	engine        func(*listsync.EngineConfig)
+	client        func(*marketo.Config)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -80,13 +81,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 		ts.Close()
 		_ = em.Close()
 	})
-	client, err := marketo.NewClient(marketo.Config{
+	mcfg := marketo.Config{
 		Endpoint: ts.URL, ClientID: "id", ClientSecret: "secret", HTTPClient: ts.Client(),
 		Logger:            zaptest.NewLogger(t).Named("marketo"),
 		ImportPollInitial: 5 * time.Millisecond, ImportPollMax: 20 * time.Millisecond,
 		ExtractPollInitial: 5 * time.Millisecond, ExtractPollMax: 20 * time.Millisecond,
 		BackoffBase: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-	})
+	}
+	if o.client != nil {
+		o.client(&mcfg)
+	}
+	client, err := marketo.NewClient(mcfg)
 	require.NoError(t, err)
 
 	dsn := pgtest.DSN(t)

@@ -119,6 +119,49 @@ func TestLegacyFieldsHashesAreRewrittenWithoutResending(t *testing.T) {
 	}
 }
 
+// TestEmptiedFieldIsClearedInMarketo: a member whose mapped field becomes
+// empty in the model has it cleared in Marketo, even when the run's push is
+// large enough for a bulk import (whose blank cells leave fields as they
+// are); adds in the same push still go through the import.
+func TestEmptiedFieldIsClearedInMarketo(t *testing.T) {
+	t.Parallel()
+	for _, pgState := range []bool{false, true} {
+		t.Run(fmt.Sprintf("postgres_state=%v", pgState), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{postgresState: pgState, client: func(c *marketo.Config) { c.BulkAddMinRows = 2 }})
+			e.em.CreateFolder("Audiences")
+			e.setModel(emails("a@x.com", "b@x.com", "c@x.com")...)
+			spec := e.spec(byName)
+			spec.Fields = map[string]string{"firstName": "first_name"}
+			e.run(spec, listsync.RunOptions{})
+			listID := e.listID("Trial users")
+			require.Equal(t, "Fa@x.com", e.em.LeadsByEmail("a@x.com")[0].Fields["firstName"])
+
+			// a's first name is emptied, b's is changed, d and e join.
+			rows := emails("a@x.com", "b@x.com", "c@x.com", "d@x.com", "e@x.com")
+			rows[0].firstName, rows[1].firstName = "", "Bea"
+			e.setModel(rows...)
+			imports := func() (n int64) {
+				for _, c := range e.em.Stats().Imports {
+					n += c
+				}
+				return n
+			}
+			before := imports()
+			run := e.run(spec, listsync.RunOptions{})
+			require.EqualValues(t, 2, run.UpdatesConfirmed)
+			require.EqualValues(t, 2, run.AddsConfirmed)
+			require.Equal(t, before+1, imports(), "the others went through one import")
+			require.Empty(t, e.em.LeadsByEmail("a@x.com")[0].Fields["firstName"], "the emptied field is cleared")
+			require.Equal(t, "Bea", e.em.LeadsByEmail("b@x.com")[0].Fields["firstName"])
+			require.Equal(t, "Fd@x.com", e.em.LeadsByEmail("d@x.com")[0].Fields["firstName"])
+			e.requireConverged(spec.Name, listID, "a@x.com", "b@x.com", "c@x.com", "d@x.com", "e@x.com")
+			run = e.run(spec, listsync.RunOptions{})
+			require.Zero(t, run.AddsPlanned+run.RemovesPlanned+run.UpdatesPlanned, "converged: the next run is idle")
+		})
+	}
+}
+
 func TestInvalidAndDuplicateKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})

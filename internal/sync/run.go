@@ -585,7 +585,9 @@ func (r *runner) pushUpserts(ctx context.Context, fieldNames []string, path stri
 			if rec.kind == kindAdd {
 				doubt = append(doubt, state.Member{Key: rec.key, LeadID: rec.leadID, FieldsHash: pendingHash})
 			}
-			leads = append(leads, marketo.Lead{Key: rec.key, Values: rec.values})
+			// An update's empty value clears a field set before: the
+			// client sends it where that works (Lead.Clears).
+			leads = append(leads, marketo.Lead{Key: rec.key, Values: rec.values, Clears: rec.kind == kindUpdate})
 		})
 		if err != nil || n == 0 {
 			return err
