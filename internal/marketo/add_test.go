@@ -111,10 +111,7 @@ func TestAddBulkHostileValues(t *testing.T) {
 		{Key: "bad email@", Values: []string{"Bad", "", "", ""}},
 		{Key: "also,bad", Values: []string{"Bad", "", "", ""}},
 	}
-	var col collector
-	var cc marketo.CallCounter
-	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: fields, Leads: leads}, col.commit)
-	require.NoError(t, err)
+	col, ep := b.addCounted(t, marketo.AddParams{ListID: list, FieldNames: fields, Leads: leads})
 	got := col.byKey()
 	require.Len(t, got, len(leads))
 	for _, l := range leads[:6] {
@@ -130,7 +127,6 @@ func TestAddBulkHostileValues(t *testing.T) {
 		require.Contains(t, got[k].Reason, "Invalid email", k)
 	}
 	require.Len(t, memberEmails(b.em, list), 6)
-	ep := cc.ByEndpoint()
 	require.Equal(t, int64(1), ep["POST /bulk/v1/leads.json"])
 	require.Equal(t, int64(1), ep["GET /bulk/v1/leads/batch/{id}/failures.json"])
 	require.Zero(t, ep["POST /rest/v1/leads.json"])
@@ -146,11 +142,8 @@ func TestAddBulkSplitsFiles(t *testing.T) {
 	}})
 	list := b.em.CreateStaticList("L", b.em.CreateFolder("F"))
 	keys := emails("split", 3000)
-	var col collector
-	var cc marketo.CallCounter
-	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(keys)}, col.commit)
-	require.NoError(t, err)
-	imports := cc.ByEndpoint()["POST /bulk/v1/leads.json"]
+	col, ep := b.addCounted(t, marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(keys)})
+	imports := ep["POST /bulk/v1/leads.json"]
 	require.Greater(t, imports, int64(3))
 	require.Equal(t, int(imports), col.calls, "one commit per import")
 	require.Len(t, memberEmails(b.em, list), 3000)
@@ -201,12 +194,9 @@ func TestAddImportSubmitRetried(t *testing.T) {
 		b.em.SetFaults(emulator.Faults{})
 	})
 	keys := emails("retry", 2000)
-	var col collector
-	var cc marketo.CallCounter
-	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(keys)}, col.commit)
-	require.NoError(t, err)
+	col, ep := b.addCounted(t, marketo.AddParams{ListID: list, FieldNames: []string{"firstName"}, Leads: leadsFor(keys)})
 	require.Equal(t, int32(2), submits.Load(), "the submission, then its retry")
-	require.Equal(t, int64(2), cc.ByEndpoint()["POST /bulk/v1/leads.json"])
+	require.Equal(t, int64(2), ep["POST /bulk/v1/leads.json"])
 	require.Len(t, b.em.Imports(), 1, "the first attempt was refused before any import began")
 	require.Len(t, col.outs, len(keys))
 	for _, o := range col.outs {
@@ -480,10 +470,7 @@ func TestAddBulkClearsEmptiedFields(t *testing.T) {
 		{Key: "new1@x.com", Values: []string{"Ann", "AnnCo"}},
 		{Key: "new2@x.com", Values: []string{"Bo", ""}},
 	}
-	var col collector
-	var cc marketo.CallCounter
-	err := b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), marketo.AddParams{ListID: list, FieldNames: fields, Leads: leads}, col.commit)
-	require.NoError(t, err)
+	col, ep := b.addCounted(t, marketo.AddParams{ListID: list, FieldNames: fields, Leads: leads})
 	got := col.byKey()
 	require.Len(t, got, len(leads))
 	for _, l := range leads {
@@ -501,7 +488,6 @@ func TestAddBulkClearsEmptiedFields(t *testing.T) {
 		require.Equal(t, w[0], stored[0].Fields["firstName"], "%s firstName", k)
 		require.Equal(t, w[1], stored[0].Fields["company"], "%s company", k)
 	}
-	ep := cc.ByEndpoint()
 	require.Equal(t, int64(1), ep["POST /rest/v1/leads.json"], "the two marked leads with an empty value: one createOrUpdate")
 	require.Equal(t, int64(1), ep["POST /rest/v1/lists/{id}/leads.json"])
 	require.Equal(t, int64(1), ep["POST /bulk/v1/leads.json"], "the other four: one import")

@@ -170,6 +170,16 @@ func (c *collector) byKey() map[string]marketo.Outcome {
 	return m
 }
 
+// addCounted pushes p through b's client, counting its calls, and returns
+// what was committed and the calls by endpoint.
+func (b *bundle) addCounted(t *testing.T, p marketo.AddParams) (*collector, map[string]int64) {
+	t.Helper()
+	var col collector
+	var cc marketo.CallCounter
+	require.NoError(t, b.c.AddToList(marketo.WithCallCounter(t.Context(), &cc), p, col.commit))
+	return &col, cc.ByEndpoint()
+}
+
 // memberEmails returns the lower-cased emails of a list's members.
 func memberEmails(em *emulator.Emulator, listID int64) map[string]int64 {
 	out := map[string]int64{}
