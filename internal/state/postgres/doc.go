@@ -5,12 +5,12 @@
 //
 // The per-sync lock is a session-level advisory lock taken on a connection
 // of its own, outside the pool: when the worker dies, Postgres closes the
-// session and the lock disappears with it. Its key, and the keys of the
+// session and the lock disappears with it. That connection is pinged every
+// Config.LockCheckInterval; a failed ping marks the run's lease lost (see
+// [state.Lease]), and the run stops. The keys of this lock, and of the
 // migration and digest locks, name the schema the tables live in
 // (current_schema()): Postgres keeps advisory locks per database, and two
-// stores in two schemas of one database are two stores. That connection is pinged every
-// Config.LockCheckInterval; a failed ping marks the run's lease lost (see
-// [state.Lease]), and the run stops. Members and rejects are written
+// stores in two schemas of one database are two stores. Members and rejects are written
 // with one multi-row statement per table and batch (unnest of arrays), so
 // that a batch of 100,000 confirmed rows is a handful of round trips.
 //

@@ -94,7 +94,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if schema == nil {
 		pool.Close()
-		return nil, errors.New("opening postgres state store: no schema of the connection's search_path exists; create one, or or name one in the DSN (search_path=SCHEMA)")
+		return nil, errors.New("opening postgres state store: no schema of the connection's search_path exists; create one, or name one in the DSN (search_path=SCHEMA)")
 	}
 	s.schema = *schema
 	if err := s.migrate(ctx); err != nil {
