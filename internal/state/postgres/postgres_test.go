@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -310,7 +309,7 @@ func TestLocksAreScopedToTheSchema(t *testing.T) {
 // so, instead of failing on the first table.
 func TestOpenWithoutASchema(t *testing.T) {
 	t.Parallel()
-	dsn := pgtest.WithSearchPath(t, pgtest.BaseURL(t), "lstest_missing_"+strings.ReplaceAll(t.Name(), "/", "_"))
+	dsn := pgtest.WithSearchPath(t, pgtest.BaseURL(t), "lstest_no_such_schema")
 	_, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn})
 	require.ErrorContains(t, err, "no schema of the connection's search_path exists")
 }
